@@ -1,0 +1,506 @@
+// The downstream session: the whole request path, top to bottom (see session.hpp).
+#include "proxy/session.hpp"
+
+#include "proxy/forwarding.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+
+namespace gw::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t relay_buffer_size = 32 * 1024;
+// A body this small is read and dropped after an early answer so the connection can stay open;
+// a larger one closes the connection instead.
+constexpr std::uint64_t discard_body_limit = 64 * 1024;
+
+bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+session::session(worker& owner, tcp::socket socket)
+    : worker_(owner), stream_(std::move(socket)) {
+  beast::error_code ec;
+  auto peer = stream_.socket().remote_endpoint(ec);
+  if (!ec) {
+    auto address = peer.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+    peer_ip_ = address.to_string();
+  }
+  worker_.add(this);
+}
+
+session::~session() { worker_.remove(this); }
+
+void session::close_if_idle() {
+  if (idle_) {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.cancel();
+  }
+}
+
+asio::awaitable<void> session::run() {
+  for (bool first = true;; first = false) {
+    switch (co_await read_head(first)) {
+      case head_status::closed:
+        co_return;
+      case head_status::too_large:
+        co_await respond(431, "header_too_large", "Request header too large", false);
+        co_await close_gracefully();
+        co_return;
+      case head_status::malformed:
+        co_await respond(400, "bad_request", "Malformed request", false);
+        co_await close_gracefully();
+        co_return;
+      case head_status::ready:
+        break;
+    }
+    if (!co_await handle_request(scanner_.head_length())) {
+      co_await close_gracefully();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<session::head_status> session::read_head(bool first) {
+  const auto& server = worker_.current()->config().server;
+  scanner_.reset();
+  idle_ = true;
+  // The first request's head must arrive within header_timeout of the accept; later ones get
+  // idle_timeout to start and header_timeout from their first byte.
+  auto deadline = clock::now() + (first ? server.header_timeout : server.idle_timeout);
+  for (;;) {
+    // Stray CRLFs between pipelined requests are allowed before a request line (RFC 9112 2.2).
+    auto data = std::string_view{static_cast<const char*>(buffer_.data().data()), buffer_.size()};
+    std::size_t leading = 0;
+    while (leading + 1 < data.size() && data[leading] == '\r' && data[leading + 1] == '\n')
+      leading += 2;
+    if (leading > 0) {
+      buffer_.consume(leading);
+      data.remove_prefix(leading);
+    }
+    if (!data.empty()) {
+      if (idle_) {
+        idle_ = false;
+        if (!first) deadline = clock::now() + server.header_timeout;
+      }
+      switch (scanner_.scan(data)) {
+        case head_scanner::state::complete:
+          co_return scanner_.head_length() > server.max_header_bytes ? head_status::too_large
+                                                                      : head_status::ready;
+        case head_scanner::state::malformed:
+          co_return head_status::malformed;
+        case head_scanner::state::need_more:
+          if (data.size() >= server.max_header_bytes) co_return head_status::too_large;
+          break;
+      }
+    }
+    if (idle_ && worker_.draining()) co_return head_status::closed;
+    stream_.expires_at(deadline);
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(16 * 1024), use_tuple);
+    if (ec) co_return head_status::closed;  // EOF, reset, drain or timeout: nothing to answer
+    buffer_.commit(n);
+  }
+}
+
+asio::awaitable<bool> session::handle_request(std::size_t head_length) {
+  const auto started = clock::now();
+  // The request keeps this snapshot to its end, whatever a reload does meanwhile.
+  const std::shared_ptr<const snapshot> snap = worker_.current();
+  const auto& server = snap->config().server;
+
+  request_parser parser;
+  parser.header_limit(static_cast<std::uint32_t>(head_length + 1));
+  if (server.max_body_bytes > 0)
+    parser.body_limit(server.max_body_bytes);
+  else
+    parser.body_limit(boost::none);
+  beast::error_code ec;
+  parser.put(asio::buffer(buffer_.data().data(), head_length), ec);
+  buffer_.consume(head_length);
+
+  outcome out;
+  out.bytes_in = head_length;
+  auto& req = parser.get();
+  std::string method{req.method_string()};
+  std::string path, request_id;
+  std::string_view route_name;
+
+  auto log_and_return = [&]() {
+    if (server.access_log) {
+      const access_entry entry{request_id, peer_ip_, method, path, route_name, out.upstream,
+                               out.status,
+                               std::chrono::duration<double, std::milli>(clock::now() - started)
+                                   .count(),
+                               out.bytes_in, out.bytes_out};
+      worker_.log().write(entry);
+    }
+    return out.keep_alive;
+  };
+
+  if (ec == http::error::body_limit) {
+    out.status = 413;
+    out.bytes_out = co_await respond(413, "payload_too_large", "Request body too large", false);
+    co_return log_and_return();
+  }
+  if (ec || !parser.is_header_done() || framing_problem(req)) {
+    out.status = 400;
+    out.bytes_out = co_await respond(400, "bad_request", "Malformed request", false);
+    co_return log_and_return();
+  }
+
+  const auto target = req.target();
+  const auto query_at = target.find('?');
+  path = target == "*" ? std::string{"*"} : normalize_path(target.substr(0, query_at));
+  if (auto it = req.find("X-Request-Id"); it != req.end())
+    request_id = std::string{it->value()};
+  else
+    request_id = worker_.next_request_id();
+
+  const auto route_index =
+      snap->routes().match(method, host_without_port(req[http::field::host]), path);
+  if (!route_index) {
+    out.status = 404;
+    const bool keep = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+    out.bytes_out = co_await respond(404, "no_route", "No route matches the request", keep);
+    out.keep_alive = keep;
+    co_return log_and_return();
+  }
+  const auto& route = snap->route(*route_index);
+  route_name = route.name;
+
+  std::string upstream_target = router::rewrite_path(route, path);
+  if (query_at != std::string_view::npos) upstream_target.append(target.substr(query_at));
+  co_await forward(*snap, *route_index, parser, upstream_target, request_id, out);
+  co_return log_and_return();
+}
+
+asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_index,
+                                       request_parser& parser, std::string_view target,
+                                       std::string_view request_id, outcome& out) {
+  const auto& server = snap.config().server;
+  const auto& upstream = snap.upstream_of(route_index);
+  const auto& settings = *upstream.settings;
+  auto& req = parser.get();
+  auto& pool = worker_.pool();
+
+  const bool client_keep_alive = parser.keep_alive();
+  const bool client_http11 = req.version() >= 11;
+  const bool is_head = req.method() == http::verb::head;
+  const bool has_body = !parser.is_done();
+  const bool expects_continue =
+      has_body && client_http11 && iequals(req[http::field::expect], "100-continue");
+  const auto content_length = parser.content_length();
+  const bool chunked = parser.chunked();
+
+  prepare_upstream_head(req, {peer_ip_, request_id, target});
+  if (chunked)
+    req.chunked(true);
+  else if (content_length)
+    req.content_length(*content_length);
+
+  auto fail = [&](unsigned status, std::string_view error,
+                  std::string_view message) -> asio::awaitable<void> {
+    out.status = status;
+    // The request body may be half read (or, with 100-continue, unsent): only a fresh
+    // connection is safe after that.
+    out.keep_alive = false;
+    out.bytes_out += co_await respond(status, error, message, false);
+  };
+
+  // Pick a server: round robin over the healthy ones; a connect failure moves on to the next,
+  // which is safe because nothing of the request has been sent yet.
+  const auto now = clock::now();
+  auto candidates = pool.candidates(upstream, now);
+  if (candidates.empty()) {
+    co_await fail(503, "unavailable", "No healthy upstream server");
+    co_return;
+  }
+  std::unique_ptr<upstream_connection> conn;
+  bool reused = false;
+  for (const auto& candidate : candidates) {
+    if ((conn = pool.take_idle(candidate))) {
+      reused = true;
+      break;
+    }
+    conn = std::make_unique<upstream_connection>(worker_.io());
+    conn->server = candidate;
+    conn->stream.expires_after(settings.connect_timeout);
+    auto [cec] = co_await conn->stream.async_connect(candidate, use_tuple);
+    if (!cec) {
+      pool.record_connect_success(candidate);
+      beast::error_code ignored;
+      conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+      break;
+    }
+    pool.record_connect_failure(candidate, settings, clock::now());
+    conn.reset();
+  }
+  if (!conn) {
+    co_await fail(502, "bad_gateway", "Upstream refused the connection");
+    co_return;
+  }
+  {
+    const auto& address = conn->server.address();
+    out.upstream = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
+                   ":" + std::to_string(conn->server.port());
+  }
+
+  if (expects_continue) {
+    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(server.idle_timeout);
+    auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(continue_line), use_tuple);
+    if (wec) co_return;  // client gone
+    out.bytes_out += n;
+  }
+
+  std::unique_ptr<char[]> relay;
+  auto& body = req.body();
+  std::optional<http::request_serializer<http::buffer_body>> request_writer;
+  std::optional<http::response_parser<http::buffer_body>> response_reader;
+
+  // Send the head and the body, then read the response head. A bodiless request that failed on
+  // a reused connection before any response byte is retried once on a fresh connection: the
+  // upstream may have closed the idle connection just as we picked it.
+  for (int attempt = 0;; ++attempt) {
+    request_writer.emplace(req);
+    body.data = nullptr;
+    body.size = 0;
+    body.more = has_body;
+    conn->stream.expires_after(settings.timeout);
+    auto [hec, hn] = co_await http::async_write_header(conn->stream, *request_writer, use_tuple);
+    beast::error_code upstream_ec = hec;
+
+    if (!upstream_ec && has_body) {
+      if (!relay) relay = std::make_unique<char[]>(relay_buffer_size);
+      while (!parser.is_done()) {
+        body.data = relay.get();
+        body.size = relay_buffer_size;
+        stream_.expires_after(server.idle_timeout);
+        auto [rec, rn] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+        if (rec == http::error::need_buffer) rec = {};
+        if (rec == http::error::body_limit) {
+          co_await fail(413, "payload_too_large", "Request body too large");
+          co_return;
+        }
+        if (rec) {
+          // The client vanished or sent a broken body: nothing sensible can be answered.
+          out.status = 400;
+          if (rec != http::error::end_of_stream && !is_timeout(rec) &&
+              rec != asio::error::connection_reset)
+            co_await fail(400, "bad_request", "Malformed request body");
+          co_return;
+        }
+        const auto produced = relay_buffer_size - body.size;
+        out.bytes_in += rn;
+        if (produced == 0 && !parser.is_done()) continue;
+        body.data = produced ? relay.get() : nullptr;
+        body.size = produced;
+        body.more = !parser.is_done();
+        conn->stream.expires_after(settings.timeout);
+        auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
+        if (wec == http::error::need_buffer) wec = {};
+        if (wec) {
+          upstream_ec = wec;
+          break;
+        }
+      }
+    }
+    if (!upstream_ec && !request_writer->is_done()) {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+      conn->stream.expires_after(settings.timeout);
+      auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
+      upstream_ec = wec;
+    }
+
+    // The response head; interim 1xx responses are consumed (the gateway answered
+    // 100-continue itself) and the next head read.
+    while (!upstream_ec) {
+      response_reader.emplace();
+      response_reader->body_limit(boost::none);
+      response_reader->header_limit(64 * 1024);
+      if (is_head) response_reader->skip(true);
+      conn->stream.expires_after(settings.timeout);
+      auto [rec, rn] =
+          co_await http::async_read_header(conn->stream, conn->buffer, *response_reader, use_tuple);
+      upstream_ec = rec;
+      if (rec) break;
+      const auto status = response_reader->get().result_int();
+      if (status >= 200) break;
+      if (status == 101) upstream_ec = http::error::bad_version;  // Upgrade was never forwarded
+    }
+    if (!upstream_ec) break;
+
+    const bool nothing_received = !response_reader || !response_reader->got_some();
+    if (reused && !has_body && attempt == 0 && nothing_received && !is_timeout(upstream_ec)) {
+      const auto server_address = conn->server;
+      conn = std::make_unique<upstream_connection>(worker_.io());
+      conn->server = server_address;
+      conn->stream.expires_after(settings.connect_timeout);
+      auto [cec] = co_await conn->stream.async_connect(server_address, use_tuple);
+      if (!cec) {
+        reused = false;
+        continue;
+      }
+      pool.record_connect_failure(server_address, settings, clock::now());
+    }
+    if (is_timeout(upstream_ec))
+      co_await fail(504, "gateway_timeout", "Upstream did not answer in time");
+    else
+      co_await fail(502, "bad_gateway", "Upstream reset the connection or sent an invalid response");
+    co_return;
+  }
+
+  // The response: head rewritten for the client, body relayed as it arrives.
+  auto& res = response_reader->get();
+  const bool upstream_keep_alive = response_reader->keep_alive();
+  const bool response_has_body = !response_reader->is_done();
+  bool keep_alive = client_keep_alive && !worker_.draining();
+  prepare_downstream_head(res);
+  if (response_has_body && !response_reader->content_length()) {
+    // Chunked or delimited by the upstream closing: re-chunk for HTTP/1.1 clients; an HTTP/1.0
+    // client learns the end from the connection closing.
+    if (client_http11)
+      res.chunked(true);
+    else
+      keep_alive = false;
+  }
+  res.keep_alive(keep_alive);
+  if (!client_http11 && keep_alive) res.set(http::field::connection, "keep-alive");
+  out.status = res.result_int();
+  out.keep_alive = keep_alive;
+
+  auto& response_body = res.body();
+  http::response_serializer<http::buffer_body> response_writer{res};
+  response_body.data = nullptr;
+  response_body.size = 0;
+  response_body.more = response_has_body;
+  stream_.expires_after(server.idle_timeout);
+  auto [whec, whn] = co_await http::async_write_header(stream_, response_writer, use_tuple);
+  out.bytes_out += whn;
+  if (whec) {
+    out.keep_alive = false;
+    co_return;
+  }
+  if (response_has_body && !relay) relay = std::make_unique<char[]>(relay_buffer_size);
+  while (!response_reader->is_done()) {
+    response_body.data = relay.get();
+    response_body.size = relay_buffer_size;
+    conn->stream.expires_after(settings.timeout);
+    auto [rec, rn] =
+        co_await http::async_read_some(conn->stream, conn->buffer, *response_reader, use_tuple);
+    if (rec == http::error::need_buffer) rec = {};
+    if (rec) {
+      // Too late for an error response: the client sees the connection end early.
+      out.keep_alive = false;
+      co_return;
+    }
+    const auto produced = relay_buffer_size - response_body.size;
+    if (produced == 0 && !response_reader->is_done()) continue;
+    response_body.data = produced ? relay.get() : nullptr;
+    response_body.size = produced;
+    response_body.more = !response_reader->is_done();
+    stream_.expires_after(server.idle_timeout);
+    auto [wec, wn] = co_await http::async_write(stream_, response_writer, use_tuple);
+    if (wec == http::error::need_buffer) wec = {};
+    out.bytes_out += wn;
+    if (wec) {
+      out.keep_alive = false;
+      co_return;
+    }
+  }
+  if (!response_writer.is_done()) {
+    response_body.data = nullptr;
+    response_body.size = 0;
+    response_body.more = false;
+    stream_.expires_after(server.idle_timeout);
+    auto [wec, wn] = co_await http::async_write(stream_, response_writer, use_tuple);
+    out.bytes_out += wn;
+    if (wec) {
+      out.keep_alive = false;
+      co_return;
+    }
+  }
+
+  if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0)
+    pool.give_back(std::move(conn), settings.max_idle_per_server);
+}
+
+asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view error,
+                                              std::string_view message, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = error_json(error, message);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  stream_.expires_after(worker_.current()->config().server.idle_timeout);
+  auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
+  co_return n;
+}
+
+asio::awaitable<bool> session::discard_body(request_parser& parser) {
+  if (parser.is_done()) co_return true;
+  const auto& req = parser.get();
+  // With 100-continue the client waits for us before sending the body it never needs to send.
+  if (iequals(req[http::field::expect], "100-continue")) co_return false;
+  const auto length = parser.content_length();
+  if (!length || *length > discard_body_limit) co_return false;
+  std::array<char, 8192> sink;
+  auto& body = parser.get().body();
+  while (!parser.is_done()) {
+    body.data = sink.data();
+    body.size = sink.size();
+    stream_.expires_after(worker_.current()->config().server.idle_timeout);
+    auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+    if (ec && ec != http::error::need_buffer) co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<void> session::close_gracefully() {
+  // Half-close, then read what the client still sends for a moment, so that closing with
+  // unread data does not reset the connection before the client has read our last response.
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  std::array<char, 4096> sink;
+  std::size_t drained = 0;
+  stream_.expires_after(std::chrono::seconds(1));
+  while (drained < 256 * 1024) {
+    auto [rec, n] = co_await stream_.async_read_some(asio::buffer(sink), use_tuple);
+    if (rec) break;
+    drained += n;
+  }
+  stream_.socket().close(ec);
+}
+
+}  // namespace gw::proxy

@@ -1,0 +1,69 @@
+// One downstream (client) connection: reads request heads, applies the framing rules, routes,
+// forwards to the upstream and streams the response back, request after request (keep-alive
+// and pipelining, answered in order).
+#pragma once
+
+#include "proxy/request_rules.hpp"
+#include "proxy/worker.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace gw::proxy {
+
+class session {
+ public:
+  session(worker& owner, boost::asio::ip::tcp::socket socket);
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  boost::asio::awaitable<void> run();
+
+  // Draining: a connection waiting for its next request is closed now; one in the middle of a
+  // request finishes it and closes afterwards.
+  void close_if_idle();
+
+ private:
+  using clock = std::chrono::steady_clock;
+  using request_parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+
+  enum class head_status { ready, closed, too_large, malformed };
+
+  // What one request turned into, for the access log and the keep-alive decision.
+  struct outcome {
+    unsigned status = 0;
+    bool keep_alive = false;
+    std::string upstream;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+  };
+
+  boost::asio::awaitable<head_status> read_head(bool first);
+  boost::asio::awaitable<bool> handle_request(std::size_t head_length);
+  boost::asio::awaitable<void> forward(const snapshot& snap, std::size_t route_index,
+                                       request_parser& parser, std::string_view target,
+                                       std::string_view request_id, outcome& out);
+  // A complete response from the gateway itself (errors). Returns bytes written.
+  boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view error,
+                                              std::string_view message, bool keep_alive);
+  // Before answering without reading the body: can the connection stay open?
+  boost::asio::awaitable<bool> discard_body(request_parser& parser);
+  boost::asio::awaitable<void> close_gracefully();
+
+  worker& worker_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  head_scanner scanner_;
+  std::string peer_ip_;
+  bool idle_ = true;  // waiting for the first byte of a request
+};
+
+}  // namespace gw::proxy

@@ -1,0 +1,42 @@
+// Building a snapshot: resolve every upstream server once, at load or reload time.
+#include "proxy/snapshot.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <stdexcept>
+
+namespace gw::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg)
+    : config_(std::move(cfg)), router_(config_->routes) {}
+
+std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg) {
+  auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg)));
+  asio::io_context io;
+  tcp::resolver resolver{io};
+  for (const auto& up : snap->config_->upstreams) {
+    resolved_upstream resolved{&up, {}};
+    for (const auto& server : up.servers) {
+      boost::system::error_code ec;
+      auto results = resolver.resolve(server.host, std::to_string(server.port),
+                                      tcp::resolver::numeric_service, ec);
+      if (ec || results.empty())
+        throw std::runtime_error("upstream " + up.name + ": cannot resolve " +
+                                 server.to_string() + ": " + ec.message());
+      resolved.servers.push_back(results.begin()->endpoint());
+    }
+    snap->upstreams_.push_back(std::move(resolved));
+  }
+  for (const auto& route : snap->config_->routes) {
+    std::size_t index = 0;
+    while (snap->config_->upstreams[index].name != route.upstream) ++index;  // validated by loader
+    snap->route_upstream_.push_back(index);
+  }
+  return snap;
+}
+
+}  // namespace gw::proxy

@@ -1,0 +1,42 @@
+// One immutable, fully prepared configuration: routes compiled, upstream addresses resolved.
+// Workers hold a shared_ptr to the current one; a request keeps the snapshot it began with, so a
+// reload never changes the rules under a request in flight.
+#pragma once
+
+#include "config/config.hpp"
+#include "proxy/router.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace gw::proxy {
+
+struct resolved_upstream {
+  const config::upstream* settings;
+  std::vector<boost::asio::ip::tcp::endpoint> servers;
+};
+
+class snapshot {
+ public:
+  // Throws std::runtime_error when a server address does not resolve.
+  static std::shared_ptr<const snapshot> build(std::shared_ptr<const config::gateway_config> cfg);
+
+  const config::gateway_config& config() const { return *config_; }
+  const router& routes() const { return router_; }
+  const config::route& route(std::size_t index) const { return config_->routes[index]; }
+  const resolved_upstream& upstream_of(std::size_t route_index) const {
+    return upstreams_[route_upstream_[route_index]];
+  }
+
+ private:
+  explicit snapshot(std::shared_ptr<const config::gateway_config> cfg);
+
+  std::shared_ptr<const config::gateway_config> config_;
+  router router_;
+  std::vector<resolved_upstream> upstreams_;
+  std::vector<std::size_t> route_upstream_;  // route index -> index into upstreams_
+};
+
+}  // namespace gw::proxy

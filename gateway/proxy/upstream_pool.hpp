@@ -1,0 +1,59 @@
+// A worker's upstream connections: idle keep-alive connections per server, round robin over a
+// route's servers, and ejection of servers after consecutive connect failures. One per worker
+// thread, so nothing here is shared or locked.
+#pragma once
+
+#include "proxy/snapshot.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gw::proxy {
+
+struct upstream_connection {
+  explicit upstream_connection(boost::asio::io_context& io) : stream(io) {}
+
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buffer;
+  boost::asio::ip::tcp::endpoint server;
+};
+
+class upstream_pool {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // The healthy servers of an upstream in the order to try them, starting at the round-robin
+  // position, which advances by one per call. Empty when every server is ejected.
+  std::vector<boost::asio::ip::tcp::endpoint> candidates(const resolved_upstream& upstream,
+                                                         clock::time_point now);
+
+  // An idle connection to `server` that is still open, or null.
+  std::unique_ptr<upstream_connection> take_idle(const boost::asio::ip::tcp::endpoint& server);
+  void give_back(std::unique_ptr<upstream_connection> conn, std::size_t max_idle);
+
+  void record_connect_failure(const boost::asio::ip::tcp::endpoint& server,
+                              const config::upstream& settings, clock::time_point now);
+  void record_connect_success(const boost::asio::ip::tcp::endpoint& server);
+
+  std::size_t idle_count() const;
+  void clear() { servers_.clear(); }
+
+ private:
+  struct server_state {
+    unsigned consecutive_failures = 0;
+    clock::time_point ejected_until{};
+    std::vector<std::unique_ptr<upstream_connection>> idle;
+  };
+
+  std::map<boost::asio::ip::tcp::endpoint, server_state> servers_;
+  std::map<std::string, std::size_t, std::less<>> next_;  // round-robin position per upstream
+};
+
+}  // namespace gw::proxy

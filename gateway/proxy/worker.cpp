@@ -1,0 +1,123 @@
+// Worker thread plumbing: accepting, snapshot updates, draining (see worker.hpp).
+#include "proxy/worker.hpp"
+
+#include "proxy/session.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace gw::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial)
+    : index_(index),
+      shared_(shared),
+      io_(std::make_unique<asio::io_context>(1)),
+      snapshot_(std::move(initial)),
+      log_(std::make_unique<access_log>(*io_)),
+      random_(std::random_device{}()) {}
+
+worker::~worker() {
+  // Idle upstream sockets and the sessions' coroutine frames must go while the io_context that
+  // owns their registrations still exists, and before the members the sessions refer to.
+  pool_.clear();
+  acceptor_.reset();
+  log_->flush();
+  io_.reset();
+}
+
+void worker::listen(const config::endpoint& address) {
+  const tcp::endpoint ep{asio::ip::make_address(address.host), address.port};
+  acceptor_.emplace(*io_);
+  acceptor_->open(ep.protocol());
+  acceptor_->set_option(asio::socket_base::reuse_address(true));
+  acceptor_->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  acceptor_->bind(ep);
+  acceptor_->listen(asio::socket_base::max_listen_connections);
+  asio::co_spawn(*io_, accept_loop(), asio::detached);
+}
+
+void worker::run() {
+  // Keeps run() going while the worker has no socket at all (drained, between reloads).
+  auto guard = asio::make_work_guard(*io_);
+  io_->run();
+}
+
+void worker::stop() { io_->stop(); }
+
+void worker::post_snapshot(std::shared_ptr<const snapshot> next) {
+  asio::post(*io_, [this, next = std::move(next)]() mutable { snapshot_ = std::move(next); });
+}
+
+void worker::post_drain() {
+  asio::post(*io_, [this] {
+    if (acceptor_) acceptor_->close();
+    // Copy: closing a session may end it, which removes it from the set.
+    const std::vector<session*> current(sessions_.begin(), sessions_.end());
+    for (auto* s : current) s->close_if_idle();
+  });
+}
+
+std::string worker::next_request_id() {
+  // Random per worker and process, a counter within: unique without coordination.
+  char id[33];
+  std::snprintf(id, sizeof id, "%016llx%016llx",
+                static_cast<unsigned long long>(random_()),
+                static_cast<unsigned long long>(++request_counter_ ^ (std::uint64_t{index_} << 56)));
+  return id;
+}
+
+void worker::add(session* s) {
+  sessions_.insert(s);
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+void worker::remove(session* s) {
+  sessions_.erase(s);
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+asio::awaitable<void> worker::accept_loop() {
+  asio::steady_timer backoff{*io_};
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+      // Out of descriptors or similar: wait a little instead of spinning on the error.
+      spdlog::warn("accept failed: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    const auto limit = snapshot_->config().server.max_connections;
+    if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      continue;  // the socket closes as it goes out of scope: the connection is refused
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto s = std::make_shared<session>(*this, std::move(socket));
+    asio::co_spawn(*io_, [s]() { return s->run(); },
+                   [this](std::exception_ptr e) {
+                     shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       spdlog::error("session ended by exception: {}", ex.what());
+                     }
+                   });
+  }
+}
+
+}  // namespace gw::proxy

@@ -1,0 +1,75 @@
+// One worker thread's share of the proxy: its own io_context, SO_REUSEPORT acceptor, upstream
+// pool, access log and current snapshot. Sessions of a worker only ever touch that worker.
+#pragma once
+
+#include "proxy/access_log.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/upstream_pool.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_set>
+
+namespace gw::proxy {
+
+class session;
+
+// What all workers share: plain atomics, touched once per connection, not per request.
+struct shared_state {
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> draining{false};
+};
+
+class worker {
+ public:
+  worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Binds this worker's acceptor (SO_REUSEPORT, so every worker binds the same address).
+  // Throws boost::system::system_error when the address cannot be bound.
+  void listen(const config::endpoint& address);
+  void run();   // on the worker's own thread, until stop()
+  void stop();
+
+  // Thread-safe: called from the control thread.
+  void post_snapshot(std::shared_ptr<const snapshot> next);
+  void post_drain();
+  std::size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+
+  // For sessions, on this worker's thread.
+  boost::asio::io_context& io() { return *io_; }
+  const std::shared_ptr<const snapshot>& current() const { return snapshot_; }
+  upstream_pool& pool() { return pool_; }
+  access_log& log() { return *log_; }
+  bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
+  std::string next_request_id();
+  void add(session* s);
+  void remove(session* s);
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+
+  unsigned index_;
+  shared_state& shared_;
+  std::unique_ptr<boost::asio::io_context> io_;
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::shared_ptr<const snapshot> snapshot_;
+  upstream_pool pool_;
+  std::unique_ptr<access_log> log_;
+  std::unordered_set<session*> sessions_;
+  std::atomic<std::size_t> session_count_{0};
+  std::mt19937_64 random_;
+  std::uint64_t request_counter_ = 0;
+};
+
+}  // namespace gw::proxy
