@@ -11,12 +11,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <functional>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <regex>
+#include <span>
 #include <system_error>
 #include <utility>
 
@@ -131,7 +131,7 @@ class loader {
   // Structure.
   std::optional<std::vector<field>> map_entries(const field& map);
   std::optional<std::vector<field>> list_elements(const field& list);
-  void read_keys(const field& map, std::initializer_list<key_reader> readers);
+  void read_keys(const field& map, std::span<const key_reader> readers);
 
   // Scalars; each reports its own problem and returns nullopt on one.
   std::optional<std::string> read_scalar(const field& f, std::string_view expected);
@@ -183,7 +183,8 @@ std::optional<std::vector<field>> loader::map_entries(const field& map) {
     return std::nullopt;
   }
   for (const auto& pair : map.value) {
-    // A copy: yaml-cpp's it->first refers into a temporary that dies with the expression.
+    // Held by value: yaml-cpp's iterators yield temporaries, so a reference into `it->first`
+    // dangles once the expression ends.
     YAML::Node key = pair.first;
     if (!key.IsScalar()) {
       error(key.Mark(), "expected a key name" + in_path(map.path) + ", got " + describe(key));
@@ -215,7 +216,7 @@ std::optional<std::vector<field>> loader::list_elements(const field& list) {
   return elements;
 }
 
-void loader::read_keys(const field& map, std::initializer_list<key_reader> readers) {
+void loader::read_keys(const field& map, std::span<const key_reader> readers) {
   auto entries = map_entries(map);
   if (!entries) return;
   for (const field& entry : *entries) {
@@ -350,58 +351,56 @@ void loader::load_root(const YAML::Node& root) {
       error(root.Mark(), "expected a map at the top level, got " + describe(root));
     return;
   }
-  read_keys(field{"", root, root}, {
-                                       {"server", [&](const field& f) { load_server(f); }},
-                                       {"admin", [&](const field& f) { load_admin(f); }},
-                                       {"upstreams", [&](const field& f) { load_upstreams(f); }},
-                                       {"routes", [&](const field& f) { load_routes(f); }},
-                                   });
+  const key_reader readers[] = {
+      {"server", [&](const field& f) { load_server(f); }},
+      {"admin", [&](const field& f) { load_admin(f); }},
+      {"upstreams", [&](const field& f) { load_upstreams(f); }},
+      {"routes", [&](const field& f) { load_routes(f); }},
+  };
+  read_keys(field{"", root, root}, readers);
   check_upstream_refs();
 }
 
 void loader::load_server(const field& f) {
   server_settings& s = config_.server;
-  read_keys(
-      f,
-      {
-          {"listen", [&](const field& v) { assign(s.listen, read_endpoint(v)); }},
-          {"workers", [&](const field& v) { assign(s.workers, read_integer(v, 0, max_workers)); }},
-          {"max_connections",
-           [&](const field& v) {
-             assign(s.max_connections, read_integer(v, 1, max_connections_limit));
-           }},
-          {"header_timeout",
-           [&](const field& v) { assign(s.header_timeout, read_duration(v, false)); }},
-          {"idle_timeout",
-           [&](const field& v) { assign(s.idle_timeout, read_duration(v, false)); }},
-          {"max_header_bytes",
-           [&](const field& v) { assign(s.max_header_bytes, read_size(v, 1)); }},
-          {"max_body_bytes", [&](const field& v) { assign(s.max_body_bytes, read_size(v, 0)); }},
-          // Zero is meaningful here: exit at once without waiting for in-flight requests.
-          {"drain_timeout",
-           [&](const field& v) { assign(s.drain_timeout, read_duration(v, true)); }},
-          {"log_level",
-           [&](const field& v) {
-             static constexpr std::string_view expected = "one of trace, debug, info, warn, error";
-             auto text = read_scalar(v, expected);
-             if (!text) return;
-             if (*text == "trace" || *text == "debug" || *text == "info" || *text == "warn" ||
-                 *text == "error") {
-               s.log_level = *text;
-             } else {
-               error(v.mark(),
-                     v.path + ": expected " + std::string{expected} + ", got " + quote(*text));
-             }
-           }},
-          {"access_log", [&](const field& v) { assign(s.access_log, read_bool(v)); }},
-      });
+  const key_reader readers[] = {
+      {"listen", [&](const field& v) { assign(s.listen, read_endpoint(v)); }},
+      {"workers", [&](const field& v) { assign(s.workers, read_integer(v, 0, max_workers)); }},
+      {"max_connections",
+       [&](const field& v) {
+         assign(s.max_connections, read_integer(v, 1, max_connections_limit));
+       }},
+      {"header_timeout",
+       [&](const field& v) { assign(s.header_timeout, read_duration(v, false)); }},
+      {"idle_timeout", [&](const field& v) { assign(s.idle_timeout, read_duration(v, false)); }},
+      {"max_header_bytes", [&](const field& v) { assign(s.max_header_bytes, read_size(v, 1)); }},
+      {"max_body_bytes", [&](const field& v) { assign(s.max_body_bytes, read_size(v, 0)); }},
+      // Zero is meaningful here: exit at once without waiting for in-flight requests.
+      {"drain_timeout", [&](const field& v) { assign(s.drain_timeout, read_duration(v, true)); }},
+      {"log_level",
+       [&](const field& v) {
+         static constexpr std::string_view expected = "one of trace, debug, info, warn, error";
+         auto text = read_scalar(v, expected);
+         if (!text) return;
+         if (*text == "trace" || *text == "debug" || *text == "info" || *text == "warn" ||
+             *text == "error") {
+           s.log_level = *text;
+         } else {
+           error(v.mark(),
+                 v.path + ": expected " + std::string{expected} + ", got " + quote(*text));
+         }
+       }},
+      {"access_log", [&](const field& v) { assign(s.access_log, read_bool(v)); }},
+  };
+  read_keys(f, readers);
 }
 
 void loader::load_admin(const field& f) {
   admin_settings& a = config_.admin;
-  read_keys(f, {
-                   {"listen", [&](const field& v) { assign(a.listen, read_endpoint(v)); }},
-               });
+  const key_reader readers[] = {
+      {"listen", [&](const field& v) { assign(a.listen, read_endpoint(v)); }},
+  };
+  read_keys(f, readers);
 }
 
 void loader::load_upstreams(const field& f) {
@@ -419,34 +418,32 @@ void loader::load_upstreams(const field& f) {
 void loader::load_upstream(const field& f) {
   upstream u;
   u.name = f.key.Scalar();
-  read_keys(
-      f, {
-             {"servers",
-              [&](const field& v) {
-                auto elements = list_elements(v);
-                if (!elements) return;
-                if (elements->empty()) {
-                  error(v.mark(), v.path + ": an upstream needs at least one server");
-                  return;
-                }
-                for (const field& element : *elements) {
-                  if (auto server = read_endpoint(element)) u.servers.push_back(std::move(*server));
-                }
-              },
-              true},
-             {"connect_timeout",
-              [&](const field& v) { assign(u.connect_timeout, read_duration(v, false)); }},
-             {"timeout", [&](const field& v) { assign(u.timeout, read_duration(v, false)); }},
-             {"max_idle_per_server",
-              [&](const field& v) {
-                assign(u.max_idle_per_server, read_integer(v, 0, max_idle_limit));
-              }},
-             {"eject_after_failures",
-              [&](const field& v) {
-                assign(u.eject_after_failures, read_integer(v, 1, max_eject_after_failures));
-              }},
-             {"eject_for", [&](const field& v) { assign(u.eject_for, read_duration(v, false)); }},
-         });
+  const key_reader readers[] = {
+      {"servers",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         if (elements->empty()) {
+           error(v.mark(), v.path + ": an upstream needs at least one server");
+           return;
+         }
+         for (const field& element : *elements) {
+           if (auto server = read_endpoint(element)) u.servers.push_back(std::move(*server));
+         }
+       },
+       true},
+      {"connect_timeout",
+       [&](const field& v) { assign(u.connect_timeout, read_duration(v, false)); }},
+      {"timeout", [&](const field& v) { assign(u.timeout, read_duration(v, false)); }},
+      {"max_idle_per_server",
+       [&](const field& v) { assign(u.max_idle_per_server, read_integer(v, 0, max_idle_limit)); }},
+      {"eject_after_failures",
+       [&](const field& v) {
+         assign(u.eject_after_failures, read_integer(v, 1, max_eject_after_failures));
+       }},
+      {"eject_for", [&](const field& v) { assign(u.eject_for, read_duration(v, false)); }},
+  };
+  read_keys(f, readers);
   // Kept even when invalid, so that routes naming it do not report a second, misleading problem.
   config_.upstreams.push_back(std::move(u));
 }
@@ -464,35 +461,35 @@ void loader::load_route(const field& f) {
   }
   route r;
   std::optional<field> strip_prefix;
-  read_keys(f, {
-                   {"name",
-                    [&](const field& v) {
-                      auto name = read_name(v);
-                      if (!name) return;
-                      r.name = *name;
-                      auto [first, inserted] = route_name_lines_.emplace(*name, v.mark().line + 1);
-                      if (!inserted) {
-                        error(v.mark(), v.path + ": duplicate route name " + quote(*name) +
-                                            " (first at line " + std::to_string(first->second) +
-                                            ")");
-                      }
-                    },
-                    true},
-                   {"match", [&](const field& v) { load_match(v, r.match); }},
-                   {"upstream",
-                    [&](const field& v) {
-                      auto name = read_name(v);
-                      if (!name) return;
-                      r.upstream = *name;
-                      upstream_refs_.push_back(upstream_ref{*name, v});
-                    },
-                    true},
-                   {"strip_prefix",
-                    [&](const field& v) {
-                      assign(r.strip_prefix, read_bool(v));
-                      strip_prefix = v;
-                    }},
-               });
+  const key_reader readers[] = {
+      {"name",
+       [&](const field& v) {
+         auto name = read_name(v);
+         if (!name) return;
+         r.name = *name;
+         auto [first, inserted] = route_name_lines_.emplace(*name, v.mark().line + 1);
+         if (!inserted) {
+           error(v.mark(), v.path + ": duplicate route name " + quote(*name) + " (first at line " +
+                               std::to_string(first->second) + ")");
+         }
+       },
+       true},
+      {"match", [&](const field& v) { load_match(v, r.match); }},
+      {"upstream",
+       [&](const field& v) {
+         auto name = read_name(v);
+         if (!name) return;
+         r.upstream = *name;
+         upstream_refs_.push_back(upstream_ref{*name, v});
+       },
+       true},
+      {"strip_prefix",
+       [&](const field& v) {
+         assign(r.strip_prefix, read_bool(v));
+         strip_prefix = v;
+       }},
+  };
+  read_keys(f, readers);
   // Checked after all keys: strip_prefix may come before match in the file.
   if (strip_prefix && r.strip_prefix && !r.match.path_prefix) {
     error(strip_prefix->mark(), strip_prefix->path + ": requires match.path_prefix");
@@ -513,55 +510,54 @@ void loader::load_match(const field& f, route_match& match) {
     }
     target = *text;
   };
-  read_keys(
-      f, {
-             {"path", [&](const field& v) { read_path(v, match.path); }},
-             {"path_prefix", [&](const field& v) { read_path(v, match.path_prefix); }},
-             {"path_regex",
-              [&](const field& v) {
-                path_matchers.push_back(v);
-                auto text = read_scalar(v, "a regular expression");
-                if (!text) return;
-                try {
-                  std::regex compiled{*text, std::regex::ECMAScript};
-                } catch (const std::regex_error& e) {
-                  error(v.mark(),
-                        v.path + ": invalid regular expression " + quote(*text) + ": " + e.what());
-                }
-                match.path_regex = *text;
-              }},
-             {"methods",
-              [&](const field& v) {
-                auto elements = list_elements(v);
-                if (!elements) return;
-                for (const field& element : *elements) {
-                  auto method = read_scalar(element, "an HTTP method");
-                  if (!method) continue;
-                  if (!is_token(*method)) {
-                    error(element.mark(),
-                          element.path + ": " + quote(*method) + " is not a valid HTTP method");
-                    continue;
-                  }
-                  match.methods.push_back(to_upper(*method));
-                }
-              }},
-             {"host",
-              [&](const field& v) {
-                static constexpr std::string_view expected = "a host name without port or path";
-                auto text = read_scalar(v, expected);
-                if (!text) return;
-                bool bad =
-                    text->empty() || std::any_of(text->begin(), text->end(), [](unsigned char c) {
+  const key_reader readers[] = {
+      {"path", [&](const field& v) { read_path(v, match.path); }},
+      {"path_prefix", [&](const field& v) { read_path(v, match.path_prefix); }},
+      {"path_regex",
+       [&](const field& v) {
+         path_matchers.push_back(v);
+         auto text = read_scalar(v, "a regular expression");
+         if (!text) return;
+         try {
+           std::regex compiled{*text, std::regex::ECMAScript};
+         } catch (const std::regex_error& e) {
+           error(v.mark(),
+                 v.path + ": invalid regular expression " + quote(*text) + ": " + e.what());
+         }
+         match.path_regex = *text;
+       }},
+      {"methods",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         for (const field& element : *elements) {
+           auto method = read_scalar(element, "an HTTP method");
+           if (!method) continue;
+           if (!is_token(*method)) {
+             error(element.mark(),
+                   element.path + ": " + quote(*method) + " is not a valid HTTP method");
+             continue;
+           }
+           match.methods.push_back(to_upper(*method));
+         }
+       }},
+      {"host",
+       [&](const field& v) {
+         static constexpr std::string_view expected = "a host name without port or path";
+         auto text = read_scalar(v, expected);
+         if (!text) return;
+         bool bad = text->empty() || std::any_of(text->begin(), text->end(), [](unsigned char c) {
                       return c == ':' || c == '/' || c <= 0x20 || c == 0x7f;
                     });
-                if (bad) {
-                  error(v.mark(),
-                        v.path + ": expected " + std::string{expected} + ", got " + quote(*text));
-                  return;
-                }
-                match.host = to_lower(*text);
-              }},
-         });
+         if (bad) {
+           error(v.mark(),
+                 v.path + ": expected " + std::string{expected} + ", got " + quote(*text));
+           return;
+         }
+         match.host = to_lower(*text);
+       }},
+  };
+  read_keys(f, readers);
   for (std::size_t i = 1; i < path_matchers.size(); ++i) {
     error(path_matchers[i].key.Mark(),
           f.path + ": only one of path, path_prefix, path_regex may be set");

@@ -235,6 +235,32 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     out.bytes_out += co_await respond(status, error, message, false);
   };
 
+  // The client hears 100 Continue before anything else happens: it may be waiting for it.
+  if (expects_continue) {
+    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(server.idle_timeout);
+    auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(continue_line), use_tuple);
+    if (wec) {
+      out.keep_alive = false;
+      co_return;  // client gone
+    }
+    out.bytes_out += n;
+  }
+
+  // The first piece of the body is read before any upstream is chosen, so that a body that is
+  // broken from its first byte (a bad chunk size) is refused without reaching the upstream.
+  auto& body = req.body();
+  std::unique_ptr<char[]> relay;
+  bool piece_pending = false;
+  if (has_body) {
+    relay = std::make_unique<char[]>(relay_buffer_size);
+    if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
+      co_await refuse_body(ec, out);
+      co_return;
+    }
+    piece_pending = true;
+  }
+
   // Pick a server: round robin over the healthy ones; a connect failure moves on to the next,
   // which is safe because nothing of the request has been sent yet.
   const auto now = clock::now();
@@ -273,16 +299,6 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
                    ":" + std::to_string(conn->server.port());
   }
 
-  if (expects_continue) {
-    static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-    stream_.expires_after(server.idle_timeout);
-    auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(continue_line), use_tuple);
-    if (wec) co_return;  // client gone
-    out.bytes_out += n;
-  }
-
-  std::unique_ptr<char[]> relay;
-  auto& body = req.body();
   std::optional<http::request_serializer<http::buffer_body>> request_writer;
   std::optional<http::response_parser<http::buffer_body>> response_reader;
 
@@ -291,47 +307,28 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // upstream may have closed the idle connection just as we picked it.
   for (int attempt = 0;; ++attempt) {
     request_writer.emplace(req);
-    body.data = nullptr;
-    body.size = 0;
-    body.more = has_body;
+    if (!has_body) {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    }
     conn->stream.expires_after(settings.timeout);
     auto [hec, hn] = co_await http::async_write_header(conn->stream, *request_writer, use_tuple);
     beast::error_code upstream_ec = hec;
 
-    if (!upstream_ec && has_body) {
-      if (!relay) relay = std::make_unique<char[]>(relay_buffer_size);
-      while (!parser.is_done()) {
-        body.data = relay.get();
-        body.size = relay_buffer_size;
-        stream_.expires_after(server.idle_timeout);
-        auto [rec, rn] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
-        if (rec == http::error::need_buffer) rec = {};
-        if (rec == http::error::body_limit) {
-          co_await fail(413, "payload_too_large", "Request body too large");
+    while (!upstream_ec && has_body) {
+      if (!piece_pending) {
+        if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
+          co_await refuse_body(ec, out);
           co_return;
-        }
-        if (rec) {
-          // The client vanished or sent a broken body: nothing sensible can be answered.
-          out.status = 400;
-          if (rec != http::error::end_of_stream && !is_timeout(rec) &&
-              rec != asio::error::connection_reset)
-            co_await fail(400, "bad_request", "Malformed request body");
-          co_return;
-        }
-        const auto produced = relay_buffer_size - body.size;
-        out.bytes_in += rn;
-        if (produced == 0 && !parser.is_done()) continue;
-        body.data = produced ? relay.get() : nullptr;
-        body.size = produced;
-        body.more = !parser.is_done();
-        conn->stream.expires_after(settings.timeout);
-        auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
-        if (wec == http::error::need_buffer) wec = {};
-        if (wec) {
-          upstream_ec = wec;
-          break;
         }
       }
+      piece_pending = false;
+      conn->stream.expires_after(settings.timeout);
+      auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
+      if (wec == http::error::need_buffer) wec = {};
+      upstream_ec = wec;
+      if (parser.is_done()) break;
     }
     if (!upstream_ec && !request_writer->is_done()) {
       body.data = nullptr;
@@ -453,6 +450,42 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
   if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0)
     pool.give_back(std::move(conn), settings.max_idle_per_server);
+}
+
+asio::awaitable<beast::error_code> session::read_body_piece(request_parser& parser, char* relay,
+                                                            outcome& out) {
+  auto& body = parser.get().body();
+  const auto idle_timeout = worker_.current()->config().server.idle_timeout;
+  for (;;) {
+    body.data = relay;
+    body.size = relay_buffer_size;
+    stream_.expires_after(idle_timeout);
+    auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+    if (ec == http::error::need_buffer) ec = {};
+    out.bytes_in += n;
+    if (ec) co_return ec;
+    const auto produced = relay_buffer_size - body.size;
+    if (produced == 0 && !parser.is_done()) continue;
+    body.data = produced ? relay : nullptr;
+    body.size = produced;
+    body.more = !parser.is_done();
+    co_return ec;
+  }
+}
+
+asio::awaitable<void> session::refuse_body(beast::error_code ec, outcome& out) {
+  out.keep_alive = false;
+  if (ec == http::error::body_limit) {
+    out.status = 413;
+    out.bytes_out += co_await respond(413, "payload_too_large", "Request body too large", false);
+  } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+             is_timeout(ec) || ec == asio::error::connection_reset ||
+             ec == asio::error::operation_aborted) {
+    out.status = 499;  // the client went away: there is nobody to answer (nginx's 499)
+  } else {
+    out.status = 400;
+    out.bytes_out += co_await respond(400, "bad_request", "Malformed request body", false);
+  }
 }
 
 asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view error,

@@ -51,6 +51,13 @@ class session {
   boost::asio::awaitable<void> forward(const snapshot& snap, std::size_t route_index,
                                        request_parser& parser, std::string_view target,
                                        std::string_view request_id, outcome& out);
+  // Reads the next piece of the request body into `relay` and sets the body for the serializer
+  // (that piece, and whether more follows); returns the client's error, if any.
+  boost::asio::awaitable<boost::beast::error_code> read_body_piece(request_parser& parser,
+                                                                   char* relay, outcome& out);
+  // Answers a body that could not be read: 413 over the limit, 400 broken, nothing if the
+  // client is gone.
+  boost::asio::awaitable<void> refuse_body(boost::beast::error_code ec, outcome& out);
   // A complete response from the gateway itself (errors). Returns bytes written.
   boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive);

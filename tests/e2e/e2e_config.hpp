@@ -1,0 +1,44 @@
+// Shared by the end-to-end tests: a gateway YAML around ports picked at run time.
+#pragma once
+
+#include "support/gateway_process.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gw::test {
+
+struct e2e_ports {
+  std::uint16_t listen = free_port();
+  std::uint16_t admin = free_port();
+};
+
+inline std::string server_list(const std::vector<std::uint16_t>& ports) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    if (i) out += ", ";
+    out += "127.0.0.1:" + std::to_string(ports[i]);
+  }
+  return out + "]";
+}
+
+// A config with one upstream "backend" over `upstream_ports` and, unless `routes` is given, one
+// catch-all route "all". `server_extra` and `upstream_extra` are indented YAML lines.
+inline std::string e2e_config(const e2e_ports& p, const std::vector<std::uint16_t>& upstream_ports,
+                              const std::string& server_extra = "",
+                              const std::string& upstream_extra = "",
+                              const std::string& routes = "") {
+  std::string yaml;
+  yaml += "server:\n  listen: 127.0.0.1:" + std::to_string(p.listen) + "\n";
+  yaml += "  workers: 2\n  access_log: true\n  log_level: info\n" + server_extra;
+  yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(p.admin) + "\n";
+  yaml += "upstreams:\n  backend:\n    servers: " + server_list(upstream_ports) + "\n" +
+          upstream_extra;
+  yaml += routes.empty() ? "routes:\n  - name: all\n    match: { path_prefix: / }\n"
+                           "    upstream: backend\n"
+                         : routes;
+  return yaml;
+}
+
+}  // namespace gw::test

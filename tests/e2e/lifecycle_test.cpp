@@ -1,0 +1,176 @@
+// The process around the proxy: command line, reload on SIGHUP under traffic, drain on SIGTERM,
+// and the connection guards (header_timeout, idle_timeout, max_connections).
+#include "e2e_config.hpp"
+#include "support/http_client.hpp"
+#include "support/test_upstream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+#include <future>
+#include <thread>
+
+namespace {
+
+using namespace gw::test;
+using namespace std::chrono_literals;
+
+TEST(command_line, version_and_check_config) {
+  const auto version = run_gateway(gateway_binary(), {"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("gateway ", 0), 0u);
+
+  e2e_ports ports;
+  const auto good = write_temp_file(e2e_config(ports, {9}), "good.yaml");
+  const auto ok = run_gateway(gateway_binary(), {"--check-config", good});
+  EXPECT_EQ(ok.exit_code, 0);
+  EXPECT_EQ(ok.out, "ok\n");
+
+  const auto bad = write_temp_file("server:\n  listn: 1\n  idle_timeout: 5 parsecs\n"
+                                   "upstreams: {}\nroutes:\n  - name: r\n    upstream: nope\n",
+                                   "bad.yaml");
+  const auto failed = run_gateway(gateway_binary(), {"--check-config", bad});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_NE(failed.out.find(bad + ":2:3: unknown key \"listn\""), std::string::npos) << failed.out;
+  EXPECT_NE(failed.out.find(bad + ":3:17: "), std::string::npos) << failed.out;
+  EXPECT_NE(failed.out.find(bad + ":7:15: "), std::string::npos) << failed.out;
+  EXPECT_EQ(failed.out.find("ok"), std::string::npos);
+
+  // Running with a broken file refuses to start and says why.
+  const auto refused = run_gateway(gateway_binary(), {"--config", bad});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("unknown key \"listn\""), std::string::npos) << refused.err;
+}
+
+// Keeps `clients` keep-alive connections busy until stopped; counts what was not a 200.
+class traffic {
+ public:
+  traffic(std::uint16_t port, int clients) {
+    for (int i = 0; i < clients; ++i)
+      threads_.emplace_back([this, port] {
+        try {
+          client_connection c{port};
+          while (!stop_) {
+            c.send("GET /load HTTP/1.1\r\nHost: x\r\n\r\n");
+            const auto reply = c.read_reply();
+            ++(reply.status == 200 ? ok_ : failed_);
+            if (!reply.keep_alive) c = client_connection{port};
+          }
+        } catch (const std::exception&) {
+          ++failed_;
+        }
+      });
+  }
+  ~traffic() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  int ok() const { return ok_; }
+  int failed() const { return failed_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  std::vector<std::thread> threads_;
+};
+
+TEST(reload, valid_and_invalid_files_under_traffic_without_a_failed_request) {
+  test_upstream old_upstream, new_upstream;
+  e2e_ports ports;
+  gateway_process gateway{gateway_binary(), e2e_config(ports, {old_upstream.port()})};
+  gateway.wait_ready(ports.admin);
+
+  traffic load{ports.listen, 8};
+  // A slow request in flight across the reload finishes under the old snapshot.
+  auto in_flight = std::async(std::launch::async, [&] {
+    return request(ports.listen, "GET", "/slow?ms=800");
+  });
+  std::this_thread::sleep_for(300ms);
+
+  gateway.write_config(e2e_config(ports, {new_upstream.port()}));
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(gateway.wait_for_stderr("configuration reloaded", 5s)) << gateway.stderr_text();
+  std::this_thread::sleep_for(300ms);
+  const auto new_seen = new_upstream.request_count();
+  EXPECT_GT(new_seen, 0u);
+
+  gateway.write_config("server:\n  workers: [oops]\nroutes: 7\n");
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(gateway.wait_for_stderr("reload failed", 5s)) << gateway.stderr_text();
+  EXPECT_TRUE(gateway.wait_for_stderr("2:12:", 1s)) << gateway.stderr_text();
+  std::this_thread::sleep_for(300ms);
+
+  load.stop();
+  const auto slow = in_flight.get();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.header("X-Upstream-Port"), std::to_string(old_upstream.port()));
+  EXPECT_EQ(load.failed(), 0);
+  EXPECT_GT(load.ok(), 100);
+  // The invalid file changed nothing: traffic still goes to the new upstream.
+  EXPECT_GT(new_upstream.request_count(), new_seen);
+  EXPECT_EQ(request(ports.listen, "GET", "/after").header("X-Upstream-Port"),
+            std::to_string(new_upstream.port()));
+  EXPECT_TRUE(gateway.running());
+}
+
+TEST(drain, sigterm_finishes_the_request_in_flight_then_exits_zero) {
+  test_upstream upstream;
+  e2e_ports ports;
+  gateway_process gateway{gateway_binary(), e2e_config(ports, {upstream.port()})};
+  gateway.wait_ready(ports.admin);
+
+  client_connection idle{ports.listen};
+  idle.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(idle.read_reply().status, 200);
+
+  auto in_flight = std::async(std::launch::async, [&] {
+    return request(ports.listen, "GET", "/slow?ms=1000");
+  });
+  while (upstream.request_count() < 2) std::this_thread::sleep_for(10ms);
+  gateway.send_signal(SIGTERM);
+
+  const auto reply = in_flight.get();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "slow\n");
+  EXPECT_TRUE(idle.wait_closed(5s));  // the idle keep-alive connection was closed
+  EXPECT_EQ(gateway.wait_exit(10s), 0);
+}
+
+TEST(connection_guards, header_timeout_idle_timeout_and_max_connections) {
+  test_upstream upstream;
+  e2e_ports ports;
+  std::string yaml = e2e_config(ports, {upstream.port()},
+                                "  header_timeout: 500ms\n  idle_timeout: 700ms\n"
+                                "  max_connections: 3\n");
+  gateway_process gateway{gateway_binary(), yaml};
+  gateway.wait_ready(ports.admin);
+
+  // Slowloris: a head that never completes is cut off after header_timeout.
+  client_connection slow{ports.listen};
+  slow.send("GET / HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_TRUE(slow.wait_closed(3s));
+
+  // A keep-alive connection left idle is closed after idle_timeout.
+  client_connection idle{ports.listen};
+  idle.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(idle.read_reply().status, 200);
+  EXPECT_FALSE(idle.wait_closed(300ms));
+  EXPECT_TRUE(idle.wait_closed(3s));
+
+  // Past max_connections a new connection is closed at once; the open ones keep working.
+  std::vector<client_connection> open;
+  for (int i = 0; i < 3; ++i) {
+    open.emplace_back(ports.listen);
+    open.back().send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(open.back().read_reply().status, 200);
+  }
+  client_connection extra{ports.listen};
+  EXPECT_TRUE(extra.wait_closed(2s));
+  open[0].send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(open[0].read_reply().status, 200);
+}
+
+}  // namespace
