@@ -6,6 +6,7 @@
 #include "config/loader.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
+#include "store/memory_store.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -45,9 +46,12 @@ class application {
     const auto& server = config_->server;
     unsigned count = server.workers;
     if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
+    // One memory store for all workers: a limit is exact across the whole process.
+    auto limits_store =
+        std::make_shared<store::memory_store>(config_->storage.memory_max_keys);
     try {
       for (unsigned i = 0; i < count; ++i) {
-        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap));
+        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap, limits_store));
         workers_.back()->listen(server.listen);
       }
       admin_.listen(config_->admin.listen);

@@ -59,16 +59,93 @@ struct route_match {
   std::optional<std::string> host;   // lower case, without port
 };
 
+struct identity_settings {
+  std::vector<std::string> trusted_proxies;  // CIDRs ("10.0.0.0/8", "::1/128"; a bare address = /32 or /128)
+  std::string forwarded_header = "X-Forwarded-For";
+  std::string api_key_header = "X-API-Key";
+};
+
+struct consumer {
+  std::string name;
+  std::string key_sha256;  // lower-case hex; computed at load time when the file gives `key`
+  std::string tier;        // "" when none
+};
+
+enum class failure_mode { open, closed };
+enum class store_backend { memory, redis, redis_cluster };
+
+struct redis_settings {
+  endpoint address{"127.0.0.1", 6379};
+  std::vector<endpoint> nodes;  // redis_cluster seed nodes
+  std::string username;
+  std::string password_env;     // name of the environment variable holding the password
+  unsigned database = 0;
+  std::string key_prefix = "rl:";
+  duration connect_timeout = 1s;
+  duration command_timeout = 50ms;
+  unsigned connections_per_worker = 1;
+};
+
+struct storage_settings {
+  store_backend backend = store_backend::memory;
+  failure_mode on_failure = failure_mode::open;  // YAML: failure_mode
+  bool local_cache = true;
+  std::size_t memory_max_keys = 1'000'000;       // YAML: memory.max_keys
+  redis_settings redis;
+};
+
+enum class limit_algorithm { gcra, token_bucket, sliding_window, sliding_log, fixed_window };
+
+// One part of a limit's key. For header and query parts `name` is the header (lower-cased) or
+// query parameter name.
+struct key_part {
+  enum kind_t { client_ip, api_key, consumer, tier, route, method, path, header, query } kind;
+  std::string name;
+  bool operator==(const key_part&) const = default;
+};
+
+struct limit_override {
+  // `when`: every condition given must hold. api_key is stored hashed (lower-case hex SHA-256).
+  std::optional<std::string> consumer;
+  std::optional<std::string> tier;
+  std::optional<std::string> api_key_sha256;
+  std::optional<std::uint64_t> requests;
+  std::optional<duration> window;
+  std::optional<std::uint64_t> burst;
+};
+
+struct limit {
+  std::string name;
+  std::vector<key_part> key;
+  limit_algorithm algorithm = limit_algorithm::gcra;
+  std::uint64_t requests = 0;
+  duration window{0};
+  std::optional<std::uint64_t> burst;  // gcra and token_bucket only; default = requests
+  std::uint64_t cost = 1;
+  std::vector<limit_override> overrides;  // first match wins
+};
+
+enum class auth_mode { none, optional, required };
+
 struct route {
   std::string name;
   route_match match;
   std::string upstream;
   bool strip_prefix = false;  // only with match.path_prefix
+  auth_mode auth = auth_mode::none;
+  std::optional<failure_mode> on_failure;  // YAML: failure_mode; unset = storage.failure_mode
+  bool shadow = false;
+  bool ietf_headers = true;    // YAML: headers: [ietf, legacy]
+  bool legacy_headers = true;
+  std::vector<limit> limits;   // names unique within the route
 };
 
 struct gateway_config {
   server_settings server;
   admin_settings admin;
+  identity_settings identity;
+  std::vector<consumer> consumers;  // names and keys unique
+  storage_settings storage;
   std::vector<upstream> upstreams;  // in file order; names are unique
   std::vector<route> routes;        // first match wins; names are unique
 

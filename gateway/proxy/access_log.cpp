@@ -40,8 +40,10 @@ void access_log::write(const access_entry& e) {
   append_json_escaped(out, e.path);
   out += R"(","route":")";
   append_json_escaped(out, e.route);
-  std::snprintf(number, sizeof number, R"(","status":%u,"upstream":")", e.status);
+  std::snprintf(number, sizeof number, R"(","status":%u,"decision":")", e.status);
   out += number;
+  out += e.decision;
+  out += R"(","upstream":")";
   append_json_escaped(out, e.upstream);
   std::snprintf(number, sizeof number, R"(","duration_ms":%.3f,"bytes_in":%llu,"bytes_out":%llu})",
                 e.duration_ms, static_cast<unsigned long long>(e.bytes_in),

@@ -18,6 +18,7 @@ struct access_entry {
   std::string_view route;     // "" when no route matched
   std::string_view upstream;  // "" when nothing was forwarded
   unsigned status = 0;
+  std::string_view decision;  // allowed | limited | shadow_limited | error
   double duration_ms = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;

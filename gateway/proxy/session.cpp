@@ -1,6 +1,8 @@
 // The downstream session: the whole request path, top to bottom (see session.hpp).
 #include "proxy/session.hpp"
 
+#include "identity/consumers.hpp"
+#include "limit/verdict.hpp"
 #include "proxy/forwarding.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -41,6 +43,49 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// The request as the limits see it.
+class request_view final : public limit::request_facts {
+ public:
+  request_view(const http::request_header<>& head, std::string_view client_ip,
+               std::string_view path, std::string_view query,
+               std::optional<std::string> api_key_sha256, const config::consumer* consumer)
+      : head_(head), client_ip_(client_ip), path_(path), query_(query),
+        api_key_sha256_(std::move(api_key_sha256)), consumer_(consumer) {}
+
+  std::string_view client_ip() const override { return client_ip_; }
+  std::optional<std::string_view> api_key_sha256() const override {
+    if (!api_key_sha256_) return std::nullopt;
+    return std::string_view{*api_key_sha256_};
+  }
+  const config::consumer* consumer() const override { return consumer_; }
+  std::string_view method() const override { return head_.method_string(); }
+  std::string_view path() const override { return path_; }
+  std::optional<std::string_view> header(std::string_view name) const override {
+    const auto it = head_.find(name);
+    if (it == head_.end()) return std::nullopt;
+    return it->value();
+  }
+  std::optional<std::string_view> query(std::string_view name) const override {
+    std::string_view rest = query_;
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const auto pair = rest.substr(0, amp);
+      const auto eq = pair.find('=');
+      if (pair.substr(0, eq) == name)
+        return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+      if (amp == std::string_view::npos) break;
+      rest.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const http::request_header<>& head_;
+  std::string_view client_ip_, path_, query_;
+  std::optional<std::string> api_key_sha256_;
+  const config::consumer* consumer_;
+};
+
 }  // namespace
 
 session::session(worker& owner, tcp::socket socket)
@@ -48,10 +93,8 @@ session::session(worker& owner, tcp::socket socket)
   beast::error_code ec;
   auto peer = stream_.socket().remote_endpoint(ec);
   if (!ec) {
-    auto address = peer.address();
-    if (address.is_v6() && address.to_v6().is_v4_mapped())
-      address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-    peer_ip_ = address.to_string();
+    peer_address_ = identity::normalize(peer.address());
+    peer_ip_ = peer_address_.to_string();
   }
   worker_.add(this);
 }
@@ -150,13 +193,13 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   out.bytes_in = head_length;
   auto& req = parser.get();
   std::string method{req.method_string()};
-  std::string path, request_id;
+  std::string path, request_id, client_ip;
   std::string_view route_name;
 
   auto log_and_return = [&]() {
     if (server.access_log) {
-      const access_entry entry{request_id, peer_ip_, method, path, route_name, out.upstream,
-                               out.status,
+      const access_entry entry{request_id, client_ip.empty() ? peer_ip_ : client_ip, method,
+                               path, route_name, out.upstream, out.status, out.decision,
                                std::chrono::duration<double, std::milli>(clock::now() - started)
                                    .count(),
                                out.bytes_in, out.bytes_out};
@@ -195,16 +238,91 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   }
   const auto& route = snap->route(*route_index);
   route_name = route.name;
+  const auto& cfg = snap->config();
+
+  // Who is asking: the address behind trusted proxies, and the consumer behind the API key.
+  std::array<std::string_view, 16> forwarded;
+  std::size_t forwarded_lines = 0;
+  for (auto [it, end] = req.equal_range(cfg.identity.forwarded_header);
+       it != end && forwarded_lines < forwarded.size(); ++it)
+    forwarded[forwarded_lines++] = it->value();
+  client_ip = snap->client_ips()
+                  .resolve(peer_address_, std::span{forwarded.data(), forwarded_lines})
+                  .to_string();
+  std::optional<std::string> key_hash;
+  const config::consumer* consumer = nullptr;
+  if (auto it = req.find(cfg.identity.api_key_header); it != req.end() && !it->value().empty()) {
+    key_hash = identity::sha256_hex(it->value());
+    consumer = snap->consumers().find(*key_hash);
+  }
+  if (route.auth == config::auth_mode::required && !consumer) {
+    out.status = 401;
+    out.decision = "error";
+    out.keep_alive = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+    out.bytes_out = co_await respond(401, error_json("unauthorized", "A valid API key is required"),
+                                     out.keep_alive);
+    co_return log_and_return();
+  }
+
+  std::string query;
+  if (query_at != std::string_view::npos) query = std::string{target.substr(query_at + 1)};
+  limit::header_list rate_headers;
+  const auto& limits = snap->limits_of(*route_index);
+  if (!limits.empty()) {
+    const request_view view{req, client_ip, path, query, key_hash, consumer};
+    std::vector<store::limit_check> checks;
+    std::vector<limit::applied_limit> applied;
+    limits.plan(view, checks, applied);
+    if (!checks.empty()) {
+      auto result = co_await worker_.limits_store().check(checks);
+      if (!result.ok()) {
+        // The store could not answer: the route's failure mode decides.
+        out.decision = "error";
+        if (route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed) {
+          out.status = 503;
+          out.keep_alive =
+              parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+          out.bytes_out = co_await respond(
+              503, error_json("unavailable", "Rate limit store unavailable"), out.keep_alive);
+          co_return log_and_return();
+        }
+      } else {
+        const auto v = limit::judge(applied, result.decisions);
+        limit::render_headers(applied, result.decisions, v, route.ietf_headers,
+                              route.legacy_headers, rate_headers);
+        if (v.limited && route.shadow) {
+          out.decision = "shadow_limited";
+        } else if (v.limited) {
+          out.status = 429;
+          out.decision = "limited";
+          rate_headers.emplace_back("Retry-After", std::to_string(v.retry_after_seconds));
+          out.keep_alive =
+              parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+          out.bytes_out = co_await respond(
+              429,
+              limit::rejection_body(route.name, applied[v.deciding].limit->name,
+                                    v.retry_after_seconds),
+              out.keep_alive, &rate_headers);
+          co_return log_and_return();
+        }
+      }
+    }
+  }
+
+  // Nobody but the gateway says who the consumer is.
+  req.erase("X-Consumer");
+  if (consumer) req.set("X-Consumer", consumer->name);
 
   std::string upstream_target = router::rewrite_path(route, path);
   if (query_at != std::string_view::npos) upstream_target.append(target.substr(query_at));
-  co_await forward(*snap, *route_index, parser, upstream_target, request_id, out);
+  co_await forward(*snap, *route_index, parser, upstream_target, request_id, rate_headers, out);
   co_return log_and_return();
 }
 
 asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_index,
                                        request_parser& parser, std::string_view target,
-                                       std::string_view request_id, outcome& out) {
+                                       std::string_view request_id,
+                                       const limit::header_list& rate_headers, outcome& out) {
   const auto& server = snap.config().server;
   const auto& upstream = snap.upstream_of(route_index);
   const auto& settings = *upstream.settings;
@@ -383,6 +501,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const bool response_has_body = !response_reader->is_done();
   bool keep_alive = client_keep_alive && !worker_.draining();
   prepare_downstream_head(res);
+  for (const auto& [name, value] : rate_headers) res.set(name, value);
   if (response_has_body && !response_reader->content_length()) {
     // Chunked or delimited by the upstream closing: re-chunk for HTTP/1.1 clients; an HTTP/1.0
     // client learns the end from the connection closing.
@@ -490,9 +609,16 @@ asio::awaitable<void> session::refuse_body(beast::error_code ec, outcome& out) {
 
 asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive) {
+  co_return co_await respond(status, error_json(error, message), keep_alive);
+}
+
+asio::awaitable<std::size_t> session::respond(unsigned status, std::string json, bool keep_alive,
+                                              const limit::header_list* extra_headers) {
   http::response<http::string_body> res{static_cast<http::status>(status), 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = error_json(error, message);
+  if (extra_headers)
+    for (const auto& [name, value] : *extra_headers) res.set(name, value);
+  res.body() = std::move(json);
   res.keep_alive(keep_alive);
   res.prepare_payload();
   stream_.expires_after(worker_.current()->config().server.idle_timeout);

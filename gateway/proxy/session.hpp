@@ -3,6 +3,7 @@
 // and pipelining, answered in order).
 #pragma once
 
+#include "limit/verdict.hpp"
 #include "proxy/request_rules.hpp"
 #include "proxy/worker.hpp"
 
@@ -42,6 +43,7 @@ class session {
     unsigned status = 0;
     bool keep_alive = false;
     std::string upstream;
+    std::string_view decision = "allowed";  // allowed | limited | shadow_limited | error
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
   };
@@ -50,7 +52,8 @@ class session {
   boost::asio::awaitable<bool> handle_request(std::size_t head_length);
   boost::asio::awaitable<void> forward(const snapshot& snap, std::size_t route_index,
                                        request_parser& parser, std::string_view target,
-                                       std::string_view request_id, outcome& out);
+                                       std::string_view request_id,
+                                       const limit::header_list& rate_headers, outcome& out);
   // Reads the next piece of the request body into `relay` and sets the body for the serializer
   // (that piece, and whether more follows); returns the client's error, if any.
   boost::asio::awaitable<boost::beast::error_code> read_body_piece(request_parser& parser,
@@ -58,9 +61,11 @@ class session {
   // Answers a body that could not be read: 413 over the limit, 400 broken, nothing if the
   // client is gone.
   boost::asio::awaitable<void> refuse_body(boost::beast::error_code ec, outcome& out);
-  // A complete response from the gateway itself (errors). Returns bytes written.
+  // A complete JSON response from the gateway itself (errors). Returns bytes written.
   boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive);
+  boost::asio::awaitable<std::size_t> respond(unsigned status, std::string json, bool keep_alive,
+                                              const limit::header_list* extra_headers = nullptr);
   // Before answering without reading the body: can the connection stay open?
   boost::asio::awaitable<bool> discard_body(request_parser& parser);
   boost::asio::awaitable<void> close_gracefully();
@@ -69,6 +74,7 @@ class session {
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   head_scanner scanner_;
+  boost::asio::ip::address peer_address_;
   std::string peer_ip_;
   bool idle_ = true;  // waiting for the first byte of a request
 };

@@ -12,7 +12,13 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg)
-    : config_(std::move(cfg)), router_(config_->routes) {}
+    : config_(std::move(cfg)),
+      router_(config_->routes),
+      client_ips_(identity::cidr_set{config_->identity.trusted_proxies}),
+      consumers_(config_->consumers) {
+  for (const auto& route : config_->routes)
+    route_limits_.emplace_back(route, config_->storage.redis.key_prefix);
+}
 
 std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg) {
   auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg)));

@@ -4,6 +4,9 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "identity/client_ip.hpp"
+#include "identity/consumers.hpp"
+#include "limit/route_limits.hpp"
 #include "proxy/router.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -29,6 +32,11 @@ class snapshot {
   const resolved_upstream& upstream_of(std::size_t route_index) const {
     return upstreams_[route_upstream_[route_index]];
   }
+  const limit::route_limits& limits_of(std::size_t route_index) const {
+    return route_limits_[route_index];
+  }
+  const identity::client_ip_resolver& client_ips() const { return client_ips_; }
+  const identity::consumer_directory& consumers() const { return consumers_; }
 
  private:
   explicit snapshot(std::shared_ptr<const config::gateway_config> cfg);
@@ -37,6 +45,9 @@ class snapshot {
   router router_;
   std::vector<resolved_upstream> upstreams_;
   std::vector<std::size_t> route_upstream_;  // route index -> index into upstreams_
+  std::vector<limit::route_limits> route_limits_;
+  identity::client_ip_resolver client_ips_;
+  identity::consumer_directory consumers_;
 };
 
 }  // namespace gw::proxy

@@ -20,11 +20,13 @@ namespace gw::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial)
+worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
+               std::shared_ptr<store::store> limits_store)
     : index_(index),
       shared_(shared),
       io_(std::make_unique<asio::io_context>(1)),
       snapshot_(std::move(initial)),
+      store_(std::move(limits_store)),
       log_(std::make_unique<access_log>(*io_)),
       random_(std::random_device{}()) {}
 
@@ -33,6 +35,7 @@ worker::~worker() {
   // owns their registrations still exists, and before the members the sessions refer to.
   pool_.clear();
   acceptor_.reset();
+  store_.reset();
   log_->flush();
   io_.reset();
 }

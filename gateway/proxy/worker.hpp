@@ -5,6 +5,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "store/store.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,7 +31,10 @@ struct shared_state {
 
 class worker {
  public:
-  worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial);
+  // `limits_store` answers this worker's limit checks: shared by all workers (memory) or the
+  // worker's own (Redis connections).
+  worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
+         std::shared_ptr<store::store> limits_store);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -50,6 +54,7 @@ class worker {
   boost::asio::io_context& io() { return *io_; }
   const std::shared_ptr<const snapshot>& current() const { return snapshot_; }
   upstream_pool& pool() { return pool_; }
+  store::store& limits_store() { return *store_; }
   access_log& log() { return *log_; }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
   std::string next_request_id();
@@ -64,6 +69,7 @@ class worker {
   std::unique_ptr<boost::asio::io_context> io_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<const snapshot> snapshot_;
+  std::shared_ptr<store::store> store_;
   upstream_pool pool_;
   std::unique_ptr<access_log> log_;
   std::unordered_set<session*> sessions_;

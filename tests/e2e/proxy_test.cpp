@@ -74,7 +74,7 @@ TEST_F(proxy_test, keeps_a_client_supplied_request_id_and_logs_one_json_line) {
   EXPECT_EQ(upstream_.requests()[0].target, "/a?x=1");  // strip_prefix
   ASSERT_TRUE(gateway_.wait_for_stdout("\"request_id\":\"abc-123\"", 5s));
   const auto log = gateway_.stdout_text();
-  EXPECT_NE(log.find(R"("client_ip":"127.0.0.1","method":"GET","path":"/public/a","route":"public","status":200,"upstream":"127.0.0.1:)"),
+  EXPECT_NE(log.find(R"("client_ip":"127.0.0.1","method":"GET","path":"/public/a","route":"public","status":200,"decision":"allowed","upstream":"127.0.0.1:)"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("\"duration_ms\":"), std::string::npos);

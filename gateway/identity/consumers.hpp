@@ -1,0 +1,26 @@
+// API key -> consumer (SPEC 4.4). Keys are only ever held as SHA-256 hashes.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace gw::identity {
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+
+class consumer_directory {
+ public:
+  explicit consumer_directory(const std::vector<config::consumer>& consumers);
+
+  // The consumer whose key hashes to `key_sha256`, or null.
+  const config::consumer* find(std::string_view key_sha256) const;
+
+ private:
+  std::unordered_map<std::string, const config::consumer*> by_hash_;
+};
+
+}  // namespace gw::identity

@@ -1,0 +1,42 @@
+// The store interface: all the limit checks of one request in one asynchronous call, one
+// decision per check. Implementations: memory_store (in-process) and redis/ (shared).
+// store/ uses only the pure algorithms of limit/algorithms.hpp, never the rest of limit/.
+#pragma once
+
+#include "limit/algorithms.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gw::store {
+
+struct limit_check {
+  std::string key;  // the full store key (SPEC 10), already free of secrets
+  limit::policy policy;
+};
+
+enum class error_kind { none, timeout, connection, reply };
+std::string_view to_string(error_kind kind);
+
+struct check_result {
+  error_kind error = error_kind::none;
+  std::vector<limit::decision> decisions;  // one per check, in order, when error == none
+
+  bool ok() const { return error == error_kind::none; }
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  virtual std::string_view backend() const = 0;  // "memory", "redis", "redis_cluster"
+  virtual boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) = 0;
+  // False while the store is known to be unreachable (/readyz for fail-closed routes).
+  virtual bool available() const { return true; }
+};
+
+}  // namespace gw::store
