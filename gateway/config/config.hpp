@@ -60,7 +60,9 @@ struct route_match {
 };
 
 struct identity_settings {
-  std::vector<std::string> trusted_proxies;  // CIDRs ("10.0.0.0/8", "::1/128"; a bare address = /32 or /128)
+  // CIDRs ("10.0.0.0/8", "::1/128"; a bare address = /32 or /128). The loader stores them in
+  // canonical form: "192.168.1.7" -> "192.168.1.7/32", "10.1.2.3/8" -> "10.0.0.0/8".
+  std::vector<std::string> trusted_proxies;
   std::string forwarded_header = "X-Forwarded-For";
   std::string api_key_header = "X-API-Key";
 };
@@ -106,6 +108,8 @@ struct key_part {
 
 struct limit_override {
   // `when`: every condition given must hold. api_key is stored hashed (lower-case hex SHA-256).
+  // What the override leaves out comes from the limit; a burst unset on both is the effective
+  // requests. The loader checks the combined values (cost <= capacity, capacity x window <= 2^53).
   std::optional<std::string> consumer;
   std::optional<std::string> tier;
   std::optional<std::string> api_key_sha256;

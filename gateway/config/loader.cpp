@@ -4,6 +4,10 @@
 
 #include "config/units.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include <optional>
 #include <regex>
 #include <span>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -28,6 +33,13 @@ constexpr std::uint64_t max_workers = 1024;
 constexpr std::uint64_t max_connections_limit = 1'000'000;
 constexpr std::uint64_t max_idle_limit = 1'000'000;
 constexpr std::uint64_t max_eject_after_failures = 1'000'000;
+constexpr std::uint64_t max_redis_database = 1023;
+constexpr std::uint64_t max_connections_per_worker = 64;
+constexpr std::uint64_t no_upper_bound = std::numeric_limits<std::uint64_t>::max();
+
+// The algorithms count integer microseconds and the Redis scripts compute in Lua doubles, which
+// are exact up to 2^53: capacity x window must stay within it.
+constexpr std::uint64_t max_request_microseconds = std::uint64_t{1} << 53;
 
 // One value as the readers see it: how to name it in a message and where it came from.
 struct field {
@@ -51,6 +63,57 @@ struct key_reader {
 struct upstream_ref {
   std::string name;
   field where;
+};
+
+// A reference to a consumer or a tier from a limit override, checked once every section is read.
+struct name_ref {
+  std::string name;
+  field where;
+};
+
+// One allowed word of an enumerated value.
+template <class T>
+struct choice {
+  std::string_view name;
+  T value;
+};
+
+constexpr choice<std::string_view> log_level_choices[] = {
+    {"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}};
+constexpr choice<store_backend> backend_choices[] = {
+    {"memory", store_backend::memory},
+    {"redis", store_backend::redis},
+    {"redis_cluster", store_backend::redis_cluster}};
+constexpr choice<failure_mode> failure_mode_choices[] = {{"open", failure_mode::open},
+                                                         {"closed", failure_mode::closed}};
+constexpr choice<auth_mode> auth_choices[] = {{"none", auth_mode::none},
+                                              {"optional", auth_mode::optional},
+                                              {"required", auth_mode::required}};
+constexpr choice<limit_algorithm> algorithm_choices[] = {
+    {"gcra", limit_algorithm::gcra},
+    {"token_bucket", limit_algorithm::token_bucket},
+    {"sliding_window", limit_algorithm::sliding_window},
+    {"sliding_log", limit_algorithm::sliding_log},
+    {"fixed_window", limit_algorithm::fixed_window}};
+enum class rate_limit_headers { ietf, legacy };
+constexpr choice<rate_limit_headers> header_choices[] = {{"ietf", rate_limit_headers::ietf},
+                                                         {"legacy", rate_limit_headers::legacy}};
+// Key parts without a name; header:NAME and query:NAME are read apart.
+constexpr choice<key_part::kind_t> plain_key_parts[] = {{"client_ip", key_part::client_ip},
+                                                        {"api_key", key_part::api_key},
+                                                        {"consumer", key_part::consumer},
+                                                        {"tier", key_part::tier},
+                                                        {"route", key_part::route},
+                                                        {"method", key_part::method},
+                                                        {"path", key_part::path}};
+
+// A limit override while its limit is still being read: the checks that combine it with the
+// limit's values wait until the whole limit is known (algorithm may come after overrides).
+struct override_reading {
+  limit_override value;
+  field where;
+  std::optional<field> burst;  // set when the override gives one
+  bool values_valid = true;    // requests, window and burst, as far as given, were read
 };
 
 // Quotes a value for a message, keeping the message on one line.
@@ -116,6 +179,68 @@ std::string to_lower(std::string text) {
   return text;
 }
 
+// Route and limit names end up in Redis keys and Prometheus labels.
+bool is_identifier(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+// The shell's rule for a variable name.
+bool is_environment_name(std::string_view text) {
+  if (text.empty() || (text.front() >= '0' && text.front() <= '9')) return false;
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+}
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error{"SHA-256 is not available from OpenSSL"};
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * length);
+  for (unsigned i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+bool takes_burst(limit_algorithm a) {
+  return a == limit_algorithm::gcra || a == limit_algorithm::token_bucket;
+}
+
+std::string_view name_of(limit_algorithm a) {
+  for (const auto& c : algorithm_choices)
+    if (c.value == a) return c.name;
+  return "?";
+}
+
+// What one request may take at most: burst for the bucket algorithms (default = requests).
+std::uint64_t capacity(limit_algorithm a, std::uint64_t requests,
+                       std::optional<std::uint64_t> burst) {
+  return takes_burst(a) ? burst.value_or(requests) : requests;
+}
+
+// max(requests, burst) x window in microseconds <= 2^53, without overflowing on the way.
+bool fits_in_doubles(std::uint64_t requests, std::optional<std::uint64_t> burst, duration window) {
+  std::uint64_t units = std::max(requests, burst.value_or(0));
+  auto window_ms = static_cast<std::uint64_t>(window.count());
+  if (window_ms == 0) return true;
+  if (window_ms > max_request_microseconds / 1000) return false;
+  return units <= max_request_microseconds / (window_ms * 1000);
+}
+
+const char* const plain_key_warning = "plain-text API key; ";
+
 template <class T, class U>
 void assign(T& target, const std::optional<U>& value) {
   if (value) target = static_cast<T>(*value);
@@ -127,6 +252,7 @@ class loader {
 
  private:
   void error(const YAML::Mark& at, std::string message);
+  void warning(const YAML::Mark& at, std::string message);
 
   // Structure.
   std::optional<std::vector<field>> map_entries(const field& map);
@@ -136,6 +262,13 @@ class loader {
   // Scalars; each reports its own problem and returns nullopt on one.
   std::optional<std::string> read_scalar(const field& f, std::string_view expected);
   std::optional<std::string> read_name(const field& f);
+  std::optional<std::string> read_identifier(const field& f);
+  std::optional<std::string> read_text(const field& f);
+  std::optional<std::string> read_header_name(const field& f);
+  std::optional<std::string> read_cidr(const field& f);
+  std::optional<std::string> read_api_key(const field& f, std::string_view advice);
+  template <class T, std::size_t n>
+  std::optional<T> read_choice(const field& f, const choice<T> (&choices)[n]);
   std::optional<std::uint64_t> read_integer(const field& f, std::uint64_t min, std::uint64_t max);
   std::optional<bool> read_bool(const field& f);
   std::optional<duration> read_duration(const field& f, bool allow_zero);
@@ -146,17 +279,35 @@ class loader {
   void load_root(const YAML::Node& root);
   void load_server(const field& f);
   void load_admin(const field& f);
+  void load_identity(const field& f);
+  void load_consumers(const field& f);
+  void load_consumer(const field& f);
+  void load_storage(const field& f);
+  void load_redis(const field& f, bool& nodes_listed);
   void load_upstreams(const field& f);
   void load_upstream(const field& f);
   void load_routes(const field& f);
   void load_route(const field& f);
   void load_match(const field& f, route_match& match);
+  void load_headers(const field& f, route& r);
+  void load_limits(const field& f, route& r);
+  void load_limit(const field& f, route& r, std::map<std::string, int, std::less<>>& name_lines);
+  void load_key(const field& f, std::vector<key_part>& key);
+  std::optional<override_reading> load_override(const field& f);
+  void load_when(const field& f, limit_override& o);
+  void check_override(const override_reading& o, const limit& l);
   void check_upstream_refs();
+  void check_consumer_refs();
 
   gateway_config config_;
   std::vector<problem> problems_;
   std::vector<upstream_ref> upstream_refs_;
+  std::vector<name_ref> consumer_refs_;
+  std::vector<name_ref> tier_refs_;
   std::map<std::string, int, std::less<>> route_name_lines_;
+  std::map<std::string, int, std::less<>> consumer_name_lines_;
+  // key_sha256 -> "consumers[0] (line 3)", to name the first holder of a key given twice.
+  std::map<std::string, std::string, std::less<>> consumer_keys_;
 };
 
 void loader::error(const YAML::Mark& at, std::string message) {
@@ -167,6 +318,11 @@ void loader::error(const YAML::Mark& at, std::string message) {
   }
   p.message = std::move(message);
   problems_.push_back(std::move(p));
+}
+
+void loader::warning(const YAML::Mark& at, std::string message) {
+  error(at, std::move(message));
+  problems_.back().warning = true;
 }
 
 // --- structure ---------------------------------------------------------------------------------
@@ -259,6 +415,114 @@ std::optional<std::string> loader::read_name(const field& f) {
   return text;
 }
 
+// A name that goes into Redis keys and metric labels: route and limit names.
+std::optional<std::string> loader::read_identifier(const field& f) {
+  auto text = read_name(f);
+  if (!text) return std::nullopt;
+  if (!is_identifier(*text)) {
+    error(f.mark(), f.path + ": " + quote(*text) +
+                        " may contain only letters, digits, \"_\", \".\" and \"-\"");
+    return std::nullopt;
+  }
+  return text;
+}
+
+// Free text that may be empty; an empty value ("username:") is the empty string.
+std::optional<std::string> loader::read_text(const field& f) {
+  if (f.value.IsNull()) return std::string{};
+  return read_scalar(f, "a string");
+}
+
+std::optional<std::string> loader::read_header_name(const field& f) {
+  auto text = read_scalar(f, "an HTTP header name");
+  if (!text) return std::nullopt;
+  if (!is_token(*text)) {
+    error(f.mark(), f.path + ": " + quote(*text) + " is not a valid HTTP header name");
+    return std::nullopt;
+  }
+  return text;
+}
+
+// An address or a CIDR, returned in the canonical form "network/prefix" (a bare address gets
+// /32 or /128). IPv4-mapped IPv6 addresses are kept as written: the resolver maps them.
+std::optional<std::string> loader::read_cidr(const field& f) {
+  namespace ip = boost::asio::ip;
+  static constexpr std::string_view expected =
+      "an IP address or CIDR (10.0.0.0/8, 2001:db8::/32, 127.0.0.1)";
+  auto text = read_scalar(f, expected);
+  if (!text) return std::nullopt;
+  auto invalid = [&] {
+    error(f.mark(), f.path + ": expected " + std::string{expected} + ", got " + quote(*text));
+    return std::nullopt;
+  };
+
+  std::size_t slash = text->find('/');
+  std::string address_text = text->substr(0, slash);
+  // A zone ("fe80::1%eth0") names an interface of this host, never a proxy's address.
+  if (address_text.find('%') != std::string::npos) return invalid();
+  boost::system::error_code ec;
+  ip::address address = ip::make_address(address_text, ec);
+  if (ec) return invalid();
+  if (slash != std::string::npos) {
+    // Boost reads the length with atoi; a short run of digits keeps that well defined.
+    std::string_view length = std::string_view{*text}.substr(slash + 1);
+    if (length.empty() || length.size() > 3 ||
+        !std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return invalid();
+    }
+  }
+
+  std::string network;
+  bool host_bits = false;
+  if (address.is_v4()) {
+    ip::network_v4 net = slash == std::string::npos ? ip::network_v4{address.to_v4(), 32}
+                                                    : ip::make_network_v4(*text, ec);
+    if (ec) return invalid();
+    host_bits = net != net.canonical();
+    network = net.canonical().to_string();
+  } else {
+    ip::network_v6 net = slash == std::string::npos ? ip::network_v6{address.to_v6(), 128}
+                                                    : ip::make_network_v6(*text, ec);
+    if (ec) return invalid();
+    host_bits = net != net.canonical();
+    network = net.canonical().to_string();
+  }
+  if (host_bits) {
+    // As nginx does: the meaning is clear, but the operator may have meant something narrower.
+    warning(f.mark(), f.path + ": " + quote(*text) + " has host bits set; it means " + network);
+  }
+  return network;
+}
+
+// A plain-text API key, returned as its SHA-256. The key itself never appears in a message.
+std::optional<std::string> loader::read_api_key(const field& f, std::string_view advice) {
+  if (!f.value.IsScalar()) {
+    error(f.mark(), f.path + ": expected an API key, got " + describe(f.value));
+    return std::nullopt;
+  }
+  if (f.value.Scalar().empty()) {
+    error(f.mark(), f.path + ": must not be empty");
+    return std::nullopt;
+  }
+  warning(f.mark(), f.path + ": " + plain_key_warning + std::string{advice});
+  return sha256_hex(f.value.Scalar());
+}
+
+template <class T, std::size_t n>
+std::optional<T> loader::read_choice(const field& f, const choice<T> (&choices)[n]) {
+  std::string expected = "one of ";
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) expected += ", ";
+    expected += choices[i].name;
+  }
+  auto text = read_scalar(f, expected);
+  if (!text) return std::nullopt;
+  for (const choice<T>& c : choices)
+    if (c.name == *text) return c.value;
+  error(f.mark(), f.path + ": expected " + expected + ", got " + quote(*text));
+  return std::nullopt;
+}
+
 std::optional<std::uint64_t> loader::read_integer(const field& f, std::uint64_t min,
                                                   std::uint64_t max) {
   auto text = read_scalar(f, "an integer");
@@ -276,8 +540,12 @@ std::optional<std::uint64_t> loader::read_integer(const field& f, std::uint64_t 
   // parse_size without a unit is exactly "digits that fit in 64 bits".
   auto value = negative ? std::nullopt : parse_size(digits);
   if (!value || *value < min || *value > max) {
-    error(f.mark(), f.path + ": must be between " + std::to_string(min) + " and " +
-                        std::to_string(max) + ", got " + *text);
+    if (max == no_upper_bound && (value || negative)) {
+      error(f.mark(), f.path + ": must be at least " + std::to_string(min) + ", got " + *text);
+    } else {
+      error(f.mark(), f.path + ": must be between " + std::to_string(min) + " and " +
+                          std::to_string(max) + ", got " + *text);
+    }
     return std::nullopt;
   }
   return value;
@@ -354,11 +622,15 @@ void loader::load_root(const YAML::Node& root) {
   const key_reader readers[] = {
       {"server", [&](const field& f) { load_server(f); }},
       {"admin", [&](const field& f) { load_admin(f); }},
+      {"identity", [&](const field& f) { load_identity(f); }},
+      {"consumers", [&](const field& f) { load_consumers(f); }},
+      {"storage", [&](const field& f) { load_storage(f); }},
       {"upstreams", [&](const field& f) { load_upstreams(f); }},
       {"routes", [&](const field& f) { load_routes(f); }},
   };
   read_keys(field{"", root, root}, readers);
   check_upstream_refs();
+  check_consumer_refs();
 }
 
 void loader::load_server(const field& f) {
@@ -378,18 +650,7 @@ void loader::load_server(const field& f) {
       // Zero is meaningful here: exit at once without waiting for in-flight requests.
       {"drain_timeout", [&](const field& v) { assign(s.drain_timeout, read_duration(v, true)); }},
       {"log_level",
-       [&](const field& v) {
-         static constexpr std::string_view expected = "one of trace, debug, info, warn, error";
-         auto text = read_scalar(v, expected);
-         if (!text) return;
-         if (*text == "trace" || *text == "debug" || *text == "info" || *text == "warn" ||
-             *text == "error") {
-           s.log_level = *text;
-         } else {
-           error(v.mark(),
-                 v.path + ": expected " + std::string{expected} + ", got " + quote(*text));
-         }
-       }},
+       [&](const field& v) { assign(s.log_level, read_choice(v, log_level_choices)); }},
       {"access_log", [&](const field& v) { assign(s.access_log, read_bool(v)); }},
   };
   read_keys(f, readers);
@@ -399,6 +660,183 @@ void loader::load_admin(const field& f) {
   admin_settings& a = config_.admin;
   const key_reader readers[] = {
       {"listen", [&](const field& v) { assign(a.listen, read_endpoint(v)); }},
+  };
+  read_keys(f, readers);
+}
+
+void loader::load_identity(const field& f) {
+  identity_settings& id = config_.identity;
+  const key_reader readers[] = {
+      {"trusted_proxies",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         for (const field& element : *elements) {
+           if (auto cidr = read_cidr(element)) id.trusted_proxies.push_back(std::move(*cidr));
+         }
+       }},
+      {"forwarded_header",
+       [&](const field& v) { assign(id.forwarded_header, read_header_name(v)); }},
+      {"api_key_header", [&](const field& v) { assign(id.api_key_header, read_header_name(v)); }},
+  };
+  read_keys(f, readers);
+}
+
+void loader::load_consumers(const field& f) {
+  auto elements = list_elements(f);
+  if (!elements) return;
+  for (const field& element : *elements) load_consumer(element);
+}
+
+void loader::load_consumer(const field& f) {
+  // Not described: an operator who wrote the bare key here would find it in the message.
+  if (!f.value.IsMap() && !f.value.IsNull()) {
+    error(f.mark(), f.path + ": expected a map with name, key_sha256 and tier");
+    return;
+  }
+  consumer c;
+  std::optional<field> key_field;  // key or key_sha256, whichever came first
+  const key_reader readers[] = {
+      {"name",
+       [&](const field& v) {
+         auto name = read_name(v);
+         if (!name) return;
+         c.name = *name;
+         auto [first, inserted] = consumer_name_lines_.emplace(*name, v.mark().line + 1);
+         if (!inserted) {
+           error(v.mark(), v.path + ": duplicate consumer name " + quote(*name) +
+                               " (first at line " + std::to_string(first->second) + ")");
+         }
+       },
+       true},
+      {"key_sha256",
+       [&](const field& v) {
+         if (key_field) {
+           error(v.key.Mark(), f.path + ": only one of key, key_sha256 may be set");
+           return;
+         }
+         key_field = v;
+         // The value is never quoted: it may be the plain key written in the wrong place.
+         if (!v.value.IsScalar()) {
+           error(v.mark(), v.path + ": expected 64 hexadecimal digits, got " + describe(v.value));
+           return;
+         }
+         if (!is_sha256_hex(v.value.Scalar())) {
+           error(v.mark(), v.path + ": expected 64 hexadecimal digits (a SHA-256), got " +
+                               std::to_string(v.value.Scalar().size()) + " characters");
+           return;
+         }
+         c.key_sha256 = to_lower(v.value.Scalar());
+       }},
+      {"key",
+       [&](const field& v) {
+         if (key_field) {
+           error(v.key.Mark(), f.path + ": only one of key, key_sha256 may be set");
+           return;
+         }
+         key_field = v;
+         assign(c.key_sha256, read_api_key(v, "store its SHA-256 as key_sha256 instead"));
+       }},
+      {"tier", [&](const field& v) { assign(c.tier, read_name(v)); }},
+  };
+  read_keys(f, readers);
+  if (!key_field) {
+    error(f.mark(), "missing required key \"key_sha256\" (or \"key\") in " + f.path);
+  }
+  if (!c.key_sha256.empty()) {
+    std::string holder = f.path + " (line " + std::to_string(f.mark().line + 1) + ")";
+    auto [first, inserted] = consumer_keys_.emplace(c.key_sha256, holder);
+    if (!inserted) {
+      error(key_field->mark(), key_field->path + ": the same API key as " + first->second);
+    }
+  }
+  // Kept even when invalid, so that overrides naming it do not report a second problem.
+  config_.consumers.push_back(std::move(c));
+}
+
+void loader::load_storage(const field& f) {
+  storage_settings& s = config_.storage;
+  std::optional<field> backend;
+  bool nodes_listed = false;  // given and not empty, even if an entry was invalid
+  const key_reader readers[] = {
+      {"backend",
+       [&](const field& v) {
+         backend = v;
+         assign(s.backend, read_choice(v, backend_choices));
+       }},
+      {"failure_mode",
+       [&](const field& v) { assign(s.on_failure, read_choice(v, failure_mode_choices)); }},
+      {"local_cache", [&](const field& v) { assign(s.local_cache, read_bool(v)); }},
+      {"memory",
+       [&](const field& v) {
+         const key_reader memory_readers[] = {
+             {"max_keys",
+              [&](const field& m) {
+                assign(s.memory_max_keys,
+                       read_integer(m, 1, std::numeric_limits<std::size_t>::max()));
+              }},
+         };
+         read_keys(v, memory_readers);
+       }},
+      {"redis", [&](const field& v) { load_redis(v, nodes_listed); }},
+  };
+  read_keys(f, readers);
+  if (backend && s.backend == store_backend::redis_cluster && !nodes_listed) {
+    error(backend->mark(),
+          backend->path + ": redis_cluster needs its seed nodes in storage.redis.nodes");
+  }
+}
+
+void loader::load_redis(const field& f, bool& nodes_listed) {
+  redis_settings& r = config_.storage.redis;
+  const key_reader readers[] = {
+      {"address", [&](const field& v) { assign(r.address, read_endpoint(v)); }},
+      {"nodes",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         nodes_listed = !elements->empty();
+         for (const field& element : *elements) {
+           if (auto node = read_endpoint(element)) r.nodes.push_back(std::move(*node));
+         }
+       }},
+      {"username", [&](const field& v) { assign(r.username, read_text(v)); }},
+      {"password_env",
+       [&](const field& v) {
+         auto name = read_text(v);
+         if (!name) return;
+         // Not quoted: what is written here by mistake is most likely the password itself.
+         if (!name->empty() && !is_environment_name(*name)) {
+           error(v.mark(), v.path +
+                               ": expected the name of an environment variable (letters, digits "
+                               "and \"_\", not starting with a digit), not the password itself");
+           return;
+         }
+         r.password_env = *name;
+       }},
+      {"database",
+       [&](const field& v) { assign(r.database, read_integer(v, 0, max_redis_database)); }},
+      {"key_prefix",
+       [&](const field& v) {
+         auto prefix = read_text(v);
+         if (!prefix) return;
+         if (prefix->find_first_of("{}") != std::string::npos) {
+           error(v.mark(), v.path +
+                               ": must not contain \"{\" or \"}\" (the gateway puts a Redis "
+                               "Cluster hash tag after it), got " +
+                               quote(*prefix));
+           return;
+         }
+         r.key_prefix = *prefix;
+       }},
+      {"connect_timeout",
+       [&](const field& v) { assign(r.connect_timeout, read_duration(v, false)); }},
+      {"command_timeout",
+       [&](const field& v) { assign(r.command_timeout, read_duration(v, false)); }},
+      {"connections_per_worker",
+       [&](const field& v) {
+         assign(r.connections_per_worker, read_integer(v, 1, max_connections_per_worker));
+       }},
   };
   read_keys(f, readers);
 }
@@ -464,7 +902,7 @@ void loader::load_route(const field& f) {
   const key_reader readers[] = {
       {"name",
        [&](const field& v) {
-         auto name = read_name(v);
+         auto name = read_identifier(v);
          if (!name) return;
          r.name = *name;
          auto [first, inserted] = route_name_lines_.emplace(*name, v.mark().line + 1);
@@ -488,6 +926,12 @@ void loader::load_route(const field& f) {
          assign(r.strip_prefix, read_bool(v));
          strip_prefix = v;
        }},
+      {"auth", [&](const field& v) { assign(r.auth, read_choice(v, auth_choices)); }},
+      {"failure_mode",
+       [&](const field& v) { assign(r.on_failure, read_choice(v, failure_mode_choices)); }},
+      {"shadow", [&](const field& v) { assign(r.shadow, read_bool(v)); }},
+      {"headers", [&](const field& v) { load_headers(v, r); }},
+      {"limits", [&](const field& v) { load_limits(v, r); }},
   };
   read_keys(f, readers);
   // Checked after all keys: strip_prefix may come before match in the file.
@@ -564,10 +1008,293 @@ void loader::load_match(const field& f, route_match& match) {
   }
 }
 
+void loader::load_headers(const field& f, route& r) {
+  auto elements = list_elements(f);
+  if (!elements) return;
+  // Listing them replaces the default (both); an empty list sends none.
+  r.ietf_headers = false;
+  r.legacy_headers = false;
+  for (const field& element : *elements) {
+    auto kind = read_choice(element, header_choices);
+    if (!kind) continue;
+    bool& wanted = *kind == rate_limit_headers::ietf ? r.ietf_headers : r.legacy_headers;
+    if (wanted) {
+      error(element.mark(),
+            element.path + ": " + quote(element.value.Scalar()) + " is listed twice");
+    }
+    wanted = true;
+  }
+}
+
+void loader::load_limits(const field& f, route& r) {
+  auto elements = list_elements(f);
+  if (!elements) return;
+  std::map<std::string, int, std::less<>> name_lines;
+  for (const field& element : *elements) load_limit(element, r, name_lines);
+}
+
+void loader::load_limit(const field& f, route& r,
+                        std::map<std::string, int, std::less<>>& name_lines) {
+  limit l;
+  // What the checks across keys need: which values were given, and whether they were valid.
+  bool algorithm_valid = true;
+  std::optional<std::uint64_t> requests;
+  std::optional<duration> window;
+  std::optional<field> burst;
+  bool burst_valid = true;
+  std::optional<field> cost;
+  bool cost_valid = true;
+  std::vector<override_reading> overrides;
+
+  const key_reader readers[] = {
+      {"name",
+       [&](const field& v) {
+         auto name = read_identifier(v);
+         if (!name) return;
+         l.name = *name;
+         auto [first, inserted] = name_lines.emplace(*name, v.mark().line + 1);
+         if (!inserted) {
+           error(v.mark(), v.path + ": duplicate limit name " + quote(*name) +
+                               " in this route (first at line " + std::to_string(first->second) +
+                               ")");
+         }
+       },
+       true},
+      {"key", [&](const field& v) { load_key(v, l.key); }, true},
+      {"algorithm",
+       [&](const field& v) {
+         auto algorithm = read_choice(v, algorithm_choices);
+         algorithm_valid = algorithm.has_value();
+         assign(l.algorithm, algorithm);
+       }},
+      {"requests",
+       [&](const field& v) {
+         requests = read_integer(v, 1, no_upper_bound);
+         assign(l.requests, requests);
+       },
+       true},
+      {"window",
+       [&](const field& v) {
+         window = read_duration(v, false);
+         assign(l.window, window);
+       },
+       true},
+      {"burst",
+       [&](const field& v) {
+         burst = v;
+         l.burst = read_integer(v, 1, no_upper_bound);
+         burst_valid = l.burst.has_value();
+       }},
+      {"cost",
+       [&](const field& v) {
+         cost = v;
+         auto value = read_integer(v, 1, no_upper_bound);
+         cost_valid = value.has_value();
+         assign(l.cost, value);
+       }},
+      {"overrides",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         for (const field& element : *elements) {
+           if (auto o = load_override(element)) overrides.push_back(std::move(*o));
+         }
+       }},
+  };
+  read_keys(f, readers);
+
+  // Checked after all keys: algorithm may come after burst and overrides in the file.
+  // An invalid burst is already reported; one problem per value is enough.
+  if (burst && l.burst && algorithm_valid && !takes_burst(l.algorithm)) {
+    error(burst->mark(), burst->path + ": only gcra and token_bucket take a burst, not " +
+                             std::string{name_of(l.algorithm)});
+    burst_valid = false;
+  }
+  bool base_valid = algorithm_valid && requests && window && burst_valid && cost_valid;
+  if (base_valid) {
+    std::uint64_t most = capacity(l.algorithm, l.requests, l.burst);
+    if (cost && l.cost > most) {
+      error(cost->mark(), cost->path + ": " + std::to_string(l.cost) +
+                              " is more than the limit's capacity of " + std::to_string(most) +
+                              (takes_burst(l.algorithm) ? " (burst)" : " (requests)") +
+                              ", so no request would ever be admitted");
+    }
+    if (!fits_in_doubles(l.requests, l.burst, l.window)) {
+      error(f.mark(), f.path +
+                          ": requests × window is too large (at most 2^53 "
+                          "request-microseconds)");
+    }
+    for (override_reading& o : overrides) check_override(o, l);
+  }
+  for (override_reading& o : overrides) l.overrides.push_back(std::move(o.value));
+  r.limits.push_back(std::move(l));
+}
+
+void loader::load_key(const field& f, std::vector<key_part>& key) {
+  auto elements = list_elements(f);
+  if (!elements) return;
+  if (elements->empty()) {
+    error(f.mark(), f.path + ": a limit needs at least one key part");
+    return;
+  }
+  static constexpr std::string_view expected =
+      "client_ip, api_key, consumer, tier, route, method, path, header:NAME or query:NAME";
+  for (const field& element : *elements) {
+    auto text = read_scalar(element, "a key part");
+    if (!text) continue;
+    std::string_view written = *text;
+    std::size_t colon = written.find(':');
+    std::string_view kind = written.substr(0, colon);
+    key_part part{key_part::client_ip, {}};
+    if (colon != std::string_view::npos && (kind == "header" || kind == "query")) {
+      std::string_view name = written.substr(colon + 1);
+      std::string_view what = kind == "header" ? "header" : "query parameter";
+      if (name.empty()) {
+        error(element.mark(), element.path + ": " + quote(written) + " needs a " +
+                                  std::string{what} + " name (" + std::string{kind} + ":NAME)");
+        continue;
+      }
+      if (!is_token(name)) {
+        error(element.mark(), element.path + ": " + quote(written) + ": " + quote(name) +
+                                  " is not a valid " + std::string{what} + " name");
+        continue;
+      }
+      // Header names are case-insensitive; query parameter names are not.
+      part = kind == "header" ? key_part{key_part::header, to_lower(std::string{name})}
+                              : key_part{key_part::query, std::string{name}};
+    } else {
+      auto plain = std::find_if(std::begin(plain_key_parts), std::end(plain_key_parts),
+                                [&](const auto& c) { return c.name == written; });
+      if (plain == std::end(plain_key_parts)) {
+        error(element.mark(), element.path + ": unknown key part " + quote(written) +
+                                  "; expected " + std::string{expected});
+        continue;
+      }
+      part.kind = plain->value;
+    }
+    if (std::find(key.begin(), key.end(), part) != key.end()) {
+      error(element.mark(), element.path + ": " + quote(written) + " is listed twice");
+      continue;
+    }
+    key.push_back(std::move(part));
+  }
+}
+
+std::optional<override_reading> loader::load_override(const field& f) {
+  if (!f.value.IsMap()) {
+    error(f.mark(), f.path + ": expected a map with when and requests, window or burst, got " +
+                        describe(f.value));
+    return std::nullopt;
+  }
+  override_reading o{{}, f, std::nullopt, true};
+  bool any_value = false;
+  const key_reader readers[] = {
+      {"when", [&](const field& v) { load_when(v, o.value); }, true},
+      {"requests",
+       [&](const field& v) {
+         any_value = true;
+         o.value.requests = read_integer(v, 1, no_upper_bound);
+         o.values_valid = o.values_valid && o.value.requests;
+       }},
+      {"window",
+       [&](const field& v) {
+         any_value = true;
+         o.value.window = read_duration(v, false);
+         o.values_valid = o.values_valid && o.value.window;
+       }},
+      {"burst",
+       [&](const field& v) {
+         any_value = true;
+         o.burst = v;
+         o.value.burst = read_integer(v, 1, no_upper_bound);
+         o.values_valid = o.values_valid && o.value.burst;
+       }},
+  };
+  read_keys(f, readers);
+  if (!any_value) {
+    error(f.mark(), f.path + ": an override needs at least one of requests, window, burst");
+    o.values_valid = false;
+  }
+  return o;
+}
+
+void loader::load_when(const field& f, limit_override& o) {
+  // Not described: a bare API key written here would otherwise end up in the message.
+  if (!f.value.IsMap()) {
+    error(f.mark(), f.path + ": expected a map with at least one of consumer, tier, api_key");
+    return;
+  }
+  const key_reader readers[] = {
+      {"consumer",
+       [&](const field& v) {
+         o.consumer = read_name(v);
+         if (o.consumer) consumer_refs_.push_back(name_ref{*o.consumer, v});
+       }},
+      {"tier",
+       [&](const field& v) {
+         o.tier = read_name(v);
+         if (o.tier) tier_refs_.push_back(name_ref{*o.tier, v});
+       }},
+      {"api_key",
+       [&](const field& v) {
+         o.api_key_sha256 =
+             read_api_key(v, "give it to a consumer as key_sha256 and match when.consumer instead");
+       }},
+  };
+  read_keys(f, readers);
+  if (f.value.size() == 0) {
+    error(f.mark(), f.path + ": needs at least one of consumer, tier, api_key");
+  }
+}
+
+// An override against its limit: what it leaves out comes from the limit; an unset burst on both
+// means the effective requests.
+void loader::check_override(const override_reading& o, const limit& l) {
+  if (o.burst && o.value.burst && !takes_burst(l.algorithm)) {
+    error(o.burst->mark(), o.burst->path + ": only gcra and token_bucket take a burst, not " +
+                               std::string{name_of(l.algorithm)});
+    return;
+  }
+  if (!o.values_valid) return;
+  const limit_override& v = o.value;
+  std::uint64_t requests = v.requests.value_or(l.requests);
+  std::optional<std::uint64_t> burst = v.burst ? v.burst : l.burst;
+  duration window = v.window.value_or(l.window);
+  std::uint64_t most = capacity(l.algorithm, requests, burst);
+  if ((v.requests || v.burst) && l.cost > most) {
+    error(o.where.mark(), o.where.path + ": the limit's cost of " + std::to_string(l.cost) +
+                              " is more than this override's capacity of " + std::to_string(most) +
+                              (takes_burst(l.algorithm) ? " (burst)" : " (requests)") +
+                              ", so no request would ever be admitted");
+  }
+  if (!fits_in_doubles(requests, takes_burst(l.algorithm) ? burst : std::nullopt, window)) {
+    error(o.where.mark(), o.where.path +
+                              ": requests × window is too large (at most 2^53 "
+                              "request-microseconds)");
+  }
+}
+
 void loader::check_upstream_refs() {
   for (const upstream_ref& ref : upstream_refs_) {
     if (!config_.find_upstream(ref.name)) {
       error(ref.where.mark(), ref.where.path + ": no upstream named " + quote(ref.name));
+    }
+  }
+}
+
+void loader::check_consumer_refs() {
+  const std::vector<consumer>& consumers = config_.consumers;
+  for (const name_ref& ref : consumer_refs_) {
+    bool known = std::any_of(consumers.begin(), consumers.end(),
+                             [&](const consumer& c) { return c.name == ref.name; });
+    if (!known) error(ref.where.mark(), ref.where.path + ": no consumer named " + quote(ref.name));
+  }
+  // A tier nobody has yet is not wrong (consumers come and go), but it is likely a typo.
+  for (const name_ref& ref : tier_refs_) {
+    bool known = std::any_of(consumers.begin(), consumers.end(),
+                             [&](const consumer& c) { return c.tier == ref.name; });
+    if (!known) {
+      warning(ref.where.mark(), ref.where.path + ": no consumer has tier " + quote(ref.name));
     }
   }
 }

@@ -129,6 +129,8 @@ asio::awaitable<void> session::run() {
       co_await close_gracefully();
       co_return;
     }
+    // A body relay grew the buffer; an idle connection should not keep that memory.
+    if (buffer_.size() == 0 && buffer_.capacity() > relay_buffer_size) buffer_.shrink_to_fit();
   }
 }
 
@@ -372,6 +374,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   bool piece_pending = false;
   if (has_body) {
     relay = std::make_unique<char[]>(relay_buffer_size);
+    // Beast reads no more than the buffer's spare capacity per call: give it room for bodies.
+    buffer_.reserve(relay_buffer_size);
     if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
       co_await refuse_body(ec, out);
       co_return;
@@ -527,7 +531,10 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     out.keep_alive = false;
     co_return;
   }
-  if (response_has_body && !relay) relay = std::make_unique<char[]>(relay_buffer_size);
+  if (response_has_body) {
+    if (!relay) relay = std::make_unique<char[]>(relay_buffer_size);
+    conn->buffer.reserve(relay_buffer_size);
+  }
   while (!response_reader->is_done()) {
     response_body.data = relay.get();
     response_body.size = relay_buffer_size;

@@ -298,9 +298,9 @@ routes:
   EXPECT_TRUE(has_problem(result, 16, 7, "unknown key \"prefix\" in routes[0].match"));
 }
 
-// These sections and route keys arrive in later issues; until then a file using them must fail
-// rather than run without them.
-TEST(config_loader, sections_not_yet_supported_are_unknown) {
+// identity, consumers, storage and the route keys for limits are known; their own tests are in
+// config_limits_test.cpp.
+TEST(config_loader, identity_consumers_storage_and_limit_keys_are_known) {
   load_result result = load_string(R"yaml(
 identity: {}
 consumers: []
@@ -315,10 +315,12 @@ routes:
     headers: []
     limits: []
 )yaml");
-  EXPECT_FALSE(result.ok());
-  EXPECT_EQ(result.problems.size(), 8u) << list_problems(result);
-  EXPECT_TRUE(has_problem(result, 2, 1, "unknown key \"identity\""));
-  EXPECT_TRUE(has_problem(result, 13, 5, "unknown key \"limits\" in routes[0]"));
+  const gateway_config& c = expect_valid(result);
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].on_failure, failure_mode::open);
+  EXPECT_FALSE(c.routes[0].ietf_headers);
+  EXPECT_FALSE(c.routes[0].legacy_headers);
+  EXPECT_TRUE(c.routes[0].limits.empty());
 }
 
 TEST(config_loader, duplicate_keys_are_errors) {
