@@ -43,6 +43,13 @@ TEST(command_line, version_and_check_config) {
   EXPECT_NE(refused.err.find("unknown key \"listn\""), std::string::npos) << refused.err;
 }
 
+TEST(command_line, the_shipped_demo_configuration_is_valid) {
+  const auto result =
+      run_gateway(gateway_binary(), {"--check-config", GATEWAY_SOURCE_DIR "/conf/gateway.yaml"});
+  EXPECT_EQ(result.exit_code, 0) << result.out;
+  EXPECT_EQ(result.out, "ok\n");
+}
+
 // Keeps `clients` keep-alive connections busy until stopped; counts what was not a 200.
 class traffic {
  public:
