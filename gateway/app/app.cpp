@@ -7,6 +7,7 @@
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 #include "store/memory_store.hpp"
+#include "store/redis/redis_store.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -15,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -33,7 +35,7 @@ class application {
  public:
   application(const options& opts, std::shared_ptr<const config::gateway_config> cfg)
       : opts_(opts), config_(std::move(cfg)), signals_(control_, SIGHUP, SIGTERM, SIGINT),
-        admin_(control_, [this] { return !shared_.draining.load(); }) {}
+        admin_(control_, [this] { return ready(); }) {}
 
   int run() {
     std::shared_ptr<const proxy::snapshot> snap;
@@ -46,12 +48,11 @@ class application {
     const auto& server = config_->server;
     unsigned count = server.workers;
     if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
-    // One memory store for all workers: a limit is exact across the whole process.
-    auto limits_store =
-        std::make_shared<store::memory_store>(config_->storage.memory_max_keys);
+    proxy::worker::store_factory make_store;
+    if (!store_factory_for(*config_, make_store)) return 1;
     try {
       for (unsigned i = 0; i < count; ++i) {
-        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap, limits_store));
+        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap, make_store));
         workers_.back()->listen(server.listen);
       }
       admin_.listen(config_->admin.listen);
@@ -73,6 +74,53 @@ class application {
   }
 
  private:
+  // The memory store is one for the whole process, so a limit is exact across workers; Redis
+  // clients are one per worker, on the worker's thread.
+  static bool store_factory_for(const config::gateway_config& cfg,
+                                proxy::worker::store_factory& out) {
+    switch (cfg.storage.backend) {
+      case config::store_backend::memory: {
+        auto shared = std::make_shared<store::memory_store>(cfg.storage.memory_max_keys);
+        out = [shared](asio::io_context&) { return shared; };
+        return true;
+      }
+      case config::store_backend::redis: {
+        std::string password;
+        if (const auto& name = cfg.storage.redis.password_env; !name.empty()) {
+          const char* value = std::getenv(name.c_str());
+          if (!value) {
+            spdlog::error("storage.redis.password_env: environment variable {} is not set", name);
+            return false;
+          }
+          password = value;
+        }
+        out = [settings = cfg.storage.redis, password](asio::io_context& io) {
+          return std::make_shared<store::redis::redis_store>(io, settings, password, nullptr);
+        };
+        return true;
+      }
+      case config::store_backend::redis_cluster:
+        spdlog::error("storage.backend: redis_cluster is not supported by this version");
+        return false;
+    }
+    return false;
+  }
+
+  // /readyz: not while draining, nor while a store that fail-closed routes depend on is down.
+  bool ready() const {
+    if (shared_.draining.load()) return false;
+    const auto& cfg = *config_;
+    bool needs_store = false;
+    for (const auto& route : cfg.routes)
+      if (!route.limits.empty() &&
+          route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed)
+        needs_store = true;
+    if (!needs_store) return true;
+    for (const auto& w : workers_)
+      if (!w->store_available()) return false;
+    return true;
+  }
+
   void wait_for_signal() {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
@@ -110,6 +158,9 @@ class application {
     if (!(old_server.listen == new_server.listen) || old_server.workers != new_server.workers ||
         !(config_->admin.listen == result.config->admin.listen))
       spdlog::warn("reload: listen addresses and worker count change only on restart");
+    if (config_->storage.backend != result.config->storage.backend ||
+        !(config_->storage.redis.address == result.config->storage.redis.address))
+      spdlog::warn("reload: the storage backend and its address change only on restart");
     config_ = result.config;
     if (!opts_.log_level) apply_log_level(config_->server.log_level);
     for (auto& w : workers_) w->post_snapshot(snap);

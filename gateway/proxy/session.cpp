@@ -276,7 +276,29 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
     std::vector<limit::applied_limit> applied;
     limits.plan(view, checks, applied);
     if (!checks.empty()) {
-      auto result = co_await worker_.limits_store().check(checks);
+      // A key the store recently called over its limit is answered here, without a round trip.
+      const bool use_cache =
+          cfg.storage.local_cache && cfg.storage.backend != config::store_backend::memory;
+      const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                           clock::now().time_since_epoch())
+                           .count();
+      store::check_result result;
+      if (use_cache) {
+        std::vector<limit::applied_limit> blocked;
+        for (std::size_t i = 0; i < checks.size(); ++i) {
+          if (auto d = worker_.over_limit().lookup(checks[i].key, now)) {
+            blocked.push_back(applied[i]);
+            result.decisions.push_back(*d);
+          }
+        }
+        if (!blocked.empty()) applied = std::move(blocked);
+      }
+      if (result.decisions.empty()) {
+        result = co_await worker_.limits_store().check(checks);
+        if (use_cache && result.ok())
+          for (std::size_t i = 0; i < checks.size(); ++i)
+            worker_.over_limit().remember(checks[i].key, now, result.decisions[i]);
+      }
       if (!result.ok()) {
         // The store could not answer: the route's failure mode decides.
         out.decision = "error";

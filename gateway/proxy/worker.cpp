@@ -21,12 +21,12 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
-               std::shared_ptr<store::store> limits_store)
+               const store_factory& make_store)
     : index_(index),
       shared_(shared),
       io_(std::make_unique<asio::io_context>(1)),
       snapshot_(std::move(initial)),
-      store_(std::move(limits_store)),
+      store_(make_store(*io_)),
       log_(std::make_unique<access_log>(*io_)),
       random_(std::random_device{}()) {}
 

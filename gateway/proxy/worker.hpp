@@ -2,6 +2,7 @@
 // pool, access log and current snapshot. Sessions of a worker only ever touch that worker.
 #pragma once
 
+#include "limit/over_limit_cache.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -13,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -31,10 +33,12 @@ struct shared_state {
 
 class worker {
  public:
-  // `limits_store` answers this worker's limit checks: shared by all workers (memory) or the
-  // worker's own (Redis connections).
+  // Makes the store client that answers this worker's limit checks, on the worker's io_context:
+  // the one memory store all workers share, or the worker's own Redis connections.
+  using store_factory = std::function<std::shared_ptr<store::store>(boost::asio::io_context&)>;
+
   worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
-         std::shared_ptr<store::store> limits_store);
+         const store_factory& make_store);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -49,12 +53,14 @@ class worker {
   void post_snapshot(std::shared_ptr<const snapshot> next);
   void post_drain();
   std::size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+  bool store_available() const { return store_->available(); }
 
   // For sessions, on this worker's thread.
   boost::asio::io_context& io() { return *io_; }
   const std::shared_ptr<const snapshot>& current() const { return snapshot_; }
   upstream_pool& pool() { return pool_; }
   store::store& limits_store() { return *store_; }
+  limit::over_limit_cache& over_limit() { return over_limit_; }
   access_log& log() { return *log_; }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
   std::string next_request_id();
@@ -70,6 +76,7 @@ class worker {
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<const snapshot> snapshot_;
   std::shared_ptr<store::store> store_;
+  limit::over_limit_cache over_limit_;
   upstream_pool pool_;
   std::unique_ptr<access_log> log_;
   std::unordered_set<session*> sessions_;

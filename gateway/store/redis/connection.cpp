@@ -1,0 +1,328 @@
+// hiredis on Asio (see connection.hpp).
+#include "store/redis/connection.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace gw::store::redis {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// Replies that have not come for this long mean the connection is dead, not slow.
+std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout) {
+  return std::max<std::chrono::milliseconds>(std::chrono::seconds(2), command_timeout * 20);
+}
+
+constexpr std::size_t max_args = 16;
+
+}  // namespace
+
+connection::connection(asio::io_context& io, connection_settings settings, store_events* events)
+    : io_(io), settings_(std::move(settings)), events_(events), socket_(io), timer_(io),
+      reconnect_(io) {}
+
+connection::~connection() { stop(); }
+
+void connection::start() {
+  stopped_ = false;
+  connect();
+}
+
+void connection::stop() {
+  stopped_ = true;
+  reconnect_.cancel();
+  timer_.cancel();
+  if (ctx_) redisAsyncFree(ctx_);  // pending commands fail with a connection error
+  state_ = state::down;
+}
+
+bool connection::accepting() const {
+  return state_ == state::ready || (state_ == state::connecting && !ever_failed_);
+}
+
+void connection::connect() {
+  if (stopped_ || ctx_) return;
+  ctx_ = redisAsyncConnect(settings_.host.c_str(), settings_.port);
+  if (!ctx_ || ctx_->err) {
+    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
+                "redis {}:{}: cannot connect: {}", settings_.host, settings_.port,
+                ctx_ ? ctx_->errstr : "out of memory");
+    if (ctx_) redisAsyncFree(ctx_);
+    ctx_ = nullptr;
+    state_ = state::down;
+    ever_failed_ = true;
+    schedule_reconnect();
+    return;
+  }
+  ctx_->data = this;
+  ctx_->ev.data = this;
+  ctx_->ev.addRead = hook_add_read;
+  ctx_->ev.delRead = hook_del_read;
+  ctx_->ev.addWrite = hook_add_write;
+  ctx_->ev.delWrite = hook_del_write;
+  ctx_->ev.cleanup = hook_cleanup;
+  redisAsyncSetConnectCallback(ctx_, on_connect);
+  redisAsyncSetDisconnectCallback(ctx_, on_disconnect);
+  boost::system::error_code ec;
+  socket_.assign(ctx_->c.fd, ec);
+  state_ = state::connecting;
+  connect_deadline_ = clock::now() + settings_.connect_timeout;
+
+  // The handshake goes first in the output buffer; commands issued meanwhile queue behind it.
+  std::vector<std::vector<std::string>> handshake;
+  if (!settings_.password.empty()) {
+    if (settings_.username.empty())
+      handshake.push_back({"AUTH", settings_.password});
+    else
+      handshake.push_back({"AUTH", settings_.username, settings_.password});
+  }
+  if (settings_.database != 0) handshake.push_back({"SELECT", std::to_string(settings_.database)});
+  for (const auto& command : settings_.handshake) handshake.push_back(command);
+  if (handshake.empty()) handshake.push_back({"PING"});  // something must be written to connect
+  handshake_left_ = handshake.size();
+  for (const auto& command : handshake) {
+    const char* argv[max_args];
+    std::size_t lengths[max_args];
+    const auto argc = std::min(command.size(), max_args);
+    for (std::size_t i = 0; i < argc; ++i) {
+      argv[i] = command[i].data();
+      lengths[i] = command[i].size();
+    }
+    redisAsyncCommandArgv(ctx_, on_handshake_reply, this, static_cast<int>(argc), argv, lengths);
+  }
+  arm_timeout();
+}
+
+void connection::drop(std::string_view why) {
+  if (ctx_) {
+    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
+                "redis {}:{}: dropping the connection: {}", settings_.host, settings_.port, why);
+    redisAsyncFree(ctx_);  // fails everything pending, then the cleanup hook clears ctx_
+  }
+  ctx_ = nullptr;
+  state_ = state::down;
+  ever_failed_ = true;
+  schedule_reconnect();
+}
+
+void connection::schedule_reconnect() {
+  if (stopped_) return;
+  reconnect_.expires_after(backoff_);
+  // Capped low: a Redis that comes back is in use again within half a second.
+  backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(500));
+  reconnect_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->connect();
+  });
+}
+
+void connection::execute(std::span<const std::string_view> args, reply_handler done) {
+  if (!accepting() || !ctx_ || args.size() > max_args) {
+    done(error_kind::connection, nullptr);
+    return;
+  }
+  auto* p = new pending{std::move(done), clock::now() + settings_.command_timeout};
+  send(args, p);
+}
+
+void connection::send(std::span<const std::string_view> args, pending* p) {
+  const char* argv[max_args];
+  std::size_t lengths[max_args];
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    argv[i] = args[i].data();
+    lengths[i] = args[i].size();
+  }
+  if (redisAsyncCommandArgv(ctx_, on_reply, p, static_cast<int>(args.size()), argv, lengths) !=
+      REDIS_OK) {
+    finish(*p, error_kind::connection, nullptr);
+    delete p;
+    return;
+  }
+  in_flight_.push_back(p);
+  ++unflushed_;
+  ++commands_;
+  arm_timeout();
+}
+
+void connection::finish(pending& p, error_kind error, const redisReply* reply) {
+  p.finished = true;
+  auto done = std::move(p.done);
+  done(error, reply);
+}
+
+void connection::arm_read() {
+  if (read_armed_ || !ctx_) return;
+  read_armed_ = true;
+  socket_.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [weak = weak_from_this()](const boost::system::error_code& ec) {
+                       auto self = weak.lock();
+                       if (!self) return;
+                       self->read_armed_ = false;
+                       // Any other error (a refused connect, a reset) is for hiredis to find
+                       // out by trying: it then reports it through its own callbacks.
+                       if (ec == asio::error::operation_aborted || !self->ctx_ ||
+                           !self->want_read_)
+                         return;
+                       redisAsyncHandleRead(self->ctx_);
+                       if (self->ctx_ && self->want_read_) self->arm_read();
+                     });
+}
+
+void connection::arm_write() {
+  if (write_armed_ || !ctx_) return;
+  write_armed_ = true;
+  socket_.async_wait(asio::posix::stream_descriptor::wait_write,
+                     [weak = weak_from_this()](const boost::system::error_code& ec) {
+                       auto self = weak.lock();
+                       if (!self) return;
+                       self->write_armed_ = false;
+                       if (ec == asio::error::operation_aborted || !self->ctx_ ||
+                           !self->want_write_)
+                         return;
+                       // Everything issued since the last write leaves now, in one write.
+                       if (self->unflushed_ > 0) {
+                         ++self->writes_;
+                         if (self->events_) self->events_->batch_written(self->unflushed_);
+                         self->unflushed_ = 0;
+                       }
+                       redisAsyncHandleWrite(self->ctx_);
+                       if (self->ctx_ && self->want_write_) self->arm_write();
+                     });
+}
+
+void connection::arm_timeout() {
+  // The earliest of: the connect deadline, the oldest unanswered command's deadline, and the
+  // moment the oldest reply counts as stalled.
+  auto next = clock::time_point::max();
+  if (state_ == state::connecting) next = connect_deadline_;
+  for (const auto* p : in_flight_) {
+    if (!p->finished) {
+      next = std::min(next, p->deadline);
+      break;
+    }
+  }
+  if (!in_flight_.empty())
+    next = std::min(next, in_flight_.front()->deadline + stall_limit(settings_.command_timeout));
+  if (next == clock::time_point::max()) return;
+  if (timer_armed_ && timer_.expiry() <= next) return;
+  timer_armed_ = true;
+  timer_.expires_at(next);
+  timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;  // re-armed earlier, or stopped
+    if (auto self = weak.lock()) {
+      self->timer_armed_ = false;
+      self->on_timeout();
+    }
+  });
+}
+
+void connection::on_timeout() {
+  const auto now = clock::now();
+  if (state_ == state::connecting && now >= connect_deadline_) {
+    drop("connect timeout");
+    return;
+  }
+  for (auto* p : in_flight_) {
+    if (p->finished) continue;
+    if (p->deadline > now) break;
+    finish(*p, error_kind::timeout, nullptr);  // its reply, if it ever comes, is ignored
+  }
+  if (!in_flight_.empty() &&
+      in_flight_.front()->deadline + stall_limit(settings_.command_timeout) <= now) {
+    drop("replies stalled");
+    return;
+  }
+  arm_timeout();
+}
+
+void connection::hook_add_read(void* self) {
+  auto* c = static_cast<connection*>(self);
+  c->want_read_ = true;
+  c->arm_read();
+}
+
+void connection::hook_del_read(void* self) { static_cast<connection*>(self)->want_read_ = false; }
+
+void connection::hook_add_write(void* self) {
+  auto* c = static_cast<connection*>(self);
+  c->want_write_ = true;
+  c->arm_write();
+}
+
+void connection::hook_del_write(void* self) { static_cast<connection*>(self)->want_write_ = false; }
+
+void connection::hook_cleanup(void* self) {
+  // The context is gone: hiredis closes the descriptor itself, so Asio must only let go of it.
+  auto* c = static_cast<connection*>(self);
+  c->ctx_ = nullptr;
+  c->want_read_ = c->want_write_ = false;
+  c->socket_.release();
+}
+
+void connection::on_connect(const redisAsyncContext* ctx, int status) {
+  auto* c = static_cast<connection*>(ctx->data);
+  if (status != REDIS_OK) {
+    // hiredis frees the context after this callback; reconnect later, from the event loop.
+    // The first failure of an outage is worth a warning; the retries that follow are not.
+    spdlog::log(c->ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
+                "redis {}:{}: connect failed: {}", c->settings_.host, c->settings_.port,
+                ctx->errstr ? ctx->errstr : "");
+    c->state_ = state::down;
+    c->ever_failed_ = true;
+    c->schedule_reconnect();
+  }
+}
+
+void connection::on_disconnect(const redisAsyncContext* ctx, int status) {
+  auto* c = static_cast<connection*>(ctx->data);
+  if (c->stopped_) return;
+  if (status != REDIS_OK && !c->ever_failed_)
+    spdlog::warn("redis {}:{}: connection lost: {}", c->settings_.host, c->settings_.port,
+                 ctx->errstr ? ctx->errstr : "");
+  c->state_ = state::down;
+  c->ever_failed_ = true;
+  c->schedule_reconnect();
+}
+
+void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+  auto* c = static_cast<connection*>(ctx->data);
+  auto* p = static_cast<pending*>(privdata);
+  if (!c->in_flight_.empty() && c->in_flight_.front() == p) c->in_flight_.pop_front();
+  if (!p->finished)
+    c->finish(*p, reply ? error_kind::none : error_kind::connection,
+              static_cast<const redisReply*>(reply));
+  delete p;
+}
+
+void connection::on_handshake_reply(redisAsyncContext* ctx, void* reply, void* /*privdata*/) {
+  auto* c = static_cast<connection*>(ctx->data);
+  const auto* r = static_cast<const redisReply*>(reply);
+  if (!r) return;  // the context is going away; on_disconnect or drop() handles the state
+  if (r->type == REDIS_REPLY_ERROR) {
+    spdlog::error("redis {}:{}: handshake refused: {}", c->settings_.host, c->settings_.port,
+                  std::string_view{r->str, r->len});
+    // Not from inside hiredis: drop the connection from the event loop.
+    asio::post(c->io_, [weak = c->weak_from_this()] {
+      if (auto self = weak.lock()) self->drop("handshake refused");
+    });
+    return;
+  }
+  if (c->handshake_left_ > 0 && --c->handshake_left_ == 0 && c->state_ == state::connecting) {
+    if (c->ever_failed_)
+      spdlog::info("redis {}:{}: connected again", c->settings_.host, c->settings_.port);
+    c->state_ = state::ready;
+    c->ever_failed_ = false;
+    c->backoff_ = std::chrono::milliseconds(100);
+    c->arm_timeout();
+  }
+}
+
+}  // namespace gw::store::redis

@@ -1,0 +1,119 @@
+// One Redis connection on a worker's io_context: hiredis 0.14's async API driven by Asio.
+//
+// hiredis' five event hooks only set flags and arm descriptor waits; the waits' handlers call
+// redisAsyncHandleRead/Write, so every hiredis call happens on this thread and never from inside a
+// hook. Commands issued during one turn of the event loop pile up in hiredis' output buffer and
+// leave in the single write the next write-readiness triggers: that is the automatic
+// pipelining, with no timer window. hiredis has no timeouts; a steady_timer enforces
+// connect_timeout and command_timeout, and a connection whose replies stall is dropped.
+#pragma once
+
+#include "store/events.hpp"
+#include "store/store.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisAsyncContext;
+struct redisReply;
+
+namespace gw::store::redis {
+
+struct connection_settings {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username;
+  std::string password;  // empty = no AUTH
+  unsigned database = 0;
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds command_timeout{50};
+  // Sent first on every (re)connection, after AUTH and SELECT: e.g. SCRIPT LOAD.
+  std::vector<std::vector<std::string>> handshake;
+};
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  enum class state { connecting, ready, down };
+  // Called exactly once per command, on this thread; `reply` is valid only during the call and
+  // non-null only when error is none (a Redis error reply is a reply: check its type).
+  using reply_handler = std::function<void(error_kind error, const redisReply* reply)>;
+
+  connection(boost::asio::io_context& io, connection_settings settings, store_events* events);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  void start();
+  void stop();
+
+  // Whether a command issued now can be answered: ready, or still on the first connect. A
+  // connection that failed reports false until it is back, so that callers fail at once.
+  bool accepting() const;
+  // Also read from the control thread (readiness), hence atomic.
+  state current_state() const { return state_.load(std::memory_order_relaxed); }
+
+  void execute(std::span<const std::string_view> args, reply_handler done);
+
+  std::uint64_t commands_sent() const { return commands_; }
+  std::uint64_t writes() const { return writes_; }
+
+ private:
+  struct pending {
+    reply_handler done;
+    std::chrono::steady_clock::time_point deadline;
+    bool finished = false;
+  };
+
+  void connect();
+  void drop(std::string_view why);  // frees the context (fails what is pending), schedules reconnect
+  void schedule_reconnect();
+  void arm_read();
+  void arm_write();
+  void arm_timeout();
+  void on_timeout();
+  void finish(pending& p, error_kind error, const redisReply* reply);
+  void send(std::span<const std::string_view> args, pending* p);
+
+  static void hook_add_read(void* self);
+  static void hook_del_read(void* self);
+  static void hook_add_write(void* self);
+  static void hook_del_write(void* self);
+  static void hook_cleanup(void* self);
+  static void on_connect(const redisAsyncContext* ctx, int status);
+  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_handshake_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+
+  boost::asio::io_context& io_;
+  connection_settings settings_;
+  store_events* events_;
+  redisAsyncContext* ctx_ = nullptr;
+  boost::asio::posix::stream_descriptor socket_;
+  boost::asio::steady_timer timer_;      // command deadlines and connect timeout
+  boost::asio::steady_timer reconnect_;  // backoff
+  std::atomic<state> state_{state::down};
+  bool ever_failed_ = false;
+  bool stopped_ = false;
+  bool want_read_ = false, want_write_ = false;
+  bool read_armed_ = false, write_armed_ = false;
+  bool timer_armed_ = false;
+  std::size_t handshake_left_ = 0;
+  std::chrono::steady_clock::time_point connect_deadline_{};
+  std::chrono::milliseconds backoff_{100};
+  std::deque<pending*> in_flight_;  // in reply order
+  std::size_t unflushed_ = 0;       // commands issued since the last write
+  std::uint64_t commands_ = 0, writes_ = 0;
+};
+
+}  // namespace gw::store::redis

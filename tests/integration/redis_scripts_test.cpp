@@ -1,0 +1,660 @@
+// The Redis scripts against the pure functions of limit/algorithms.cpp: every case runs through
+// both, on a real redis-server with EVALSHA and an explicit now, and every decision field must be
+// equal. Also what Redis keeps: a TTL on every key, no key for a rejected cold request, the state
+// itself, the hash tag of the key, and NOSCRIPT after SCRIPT FLUSH.
+#include "limit/algorithms.hpp"
+#include "store/redis/scripts.hpp"
+#include "support/redis_server.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace {
+
+using namespace gw::limit;
+namespace scripts = gw::store::redis;
+
+constexpr micros s = 1'000'000;
+constexpr micros ms = 1'000;
+constexpr micros t0 = 1'700'000'040 * s;  // a multiple of 10 s and 60 s: windows start here
+
+constexpr algorithm all_algorithms[] = {algorithm::gcra, algorithm::token_bucket,
+                                        algorithm::sliding_window, algorithm::sliding_log,
+                                        algorithm::fixed_window};
+
+bool takes_burst(algorithm a) { return a == algorithm::gcra || a == algorithm::token_bucket; }
+
+policy make(algorithm a, std::uint64_t requests, micros window, std::uint64_t burst = 0,
+            std::uint64_t cost = 1) {
+  return {a, requests, window, burst && takes_burst(a) ? burst : requests, cost};
+}
+
+std::string text(const decision& d) {
+  std::ostringstream out;
+  out << "{admitted=" << d.admitted << " remaining=" << d.remaining << " reset=" << d.reset
+      << " retry_after=" << d.retry_after << "}";
+  return out.str();
+}
+
+// PEXPIRE of a state whose reset is `reset` us, as the scripts compute it.
+std::int64_t ttl_ms_for(micros reset) { return std::max<micros>(1, (reset + 999) / 1000 + 1); }
+
+micros real_now() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+// ---- the in-process side ----
+
+using any_state = std::variant<gcra_state, token_bucket_state, sliding_window_state,
+                               sliding_log_state, fixed_window_state>;
+
+any_state cold(algorithm a) {
+  switch (a) {
+    case algorithm::gcra: return gcra_state{};
+    case algorithm::token_bucket: return token_bucket_state{};
+    case algorithm::sliding_window: return sliding_window_state{};
+    case algorithm::sliding_log: return sliding_log_state{};
+    case algorithm::fixed_window: return fixed_window_state{};
+  }
+  return gcra_state{};
+}
+
+decision check_model(any_state& st, micros now, const policy& p) {
+  return std::visit([&](auto& state) { return check(state, now, p); }, st);
+}
+
+// ---- the Redis side: a synchronous hiredis connection ----
+
+struct reply_deleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+
+class script_client {
+ public:
+  explicit script_client(std::uint16_t port) {
+    context_.reset(redisConnectWithTimeout("127.0.0.1", port, timeval{2, 0}));
+    if (!context_ || context_->err)
+      throw std::runtime_error("connect: " + std::string(context_ ? context_->errstr : "oom"));
+    redisSetTimeout(context_.get(), timeval{5, 0});
+  }
+
+  reply_ptr command(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    reply_ptr r{static_cast<redisReply*>(redisCommandArgv(
+        context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()))};
+    if (!r) throw std::runtime_error(args.front() + ": " + context_->errstr);
+    return r;
+  }
+
+  std::string string_reply(const std::vector<std::string>& args) {
+    auto r = command(args);
+    if (r->type == REDIS_REPLY_NIL) return {};
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+      throw std::runtime_error(args.front() + ": not a string reply: " + describe(r.get()));
+    return {r->str, r->len};
+  }
+
+  long long integer_reply(const std::vector<std::string>& args) {
+    auto r = command(args);
+    if (r->type != REDIS_REPLY_INTEGER)
+      throw std::runtime_error(args.front() + ": not an integer reply: " + describe(r.get()));
+    return r->integer;
+  }
+
+  void load_scripts() {
+    for (auto a : all_algorithms) {
+      const auto& sc = scripts::script_for(a);
+      if (string_reply({"SCRIPT", "LOAD", std::string{sc.source}}) != sc.sha1)
+        throw std::runtime_error("SCRIPT LOAD of " + std::string{sc.name} + ": another sha1");
+    }
+  }
+
+  static std::vector<std::string> argv_for(const std::string& sha_or_source, bool by_source,
+                                           const std::string& key, const policy& p,
+                                           std::optional<micros> now) {
+    std::vector<std::string> args{by_source ? "EVAL" : "EVALSHA",
+                                  sha_or_source,
+                                  "1",
+                                  key,
+                                  std::to_string(p.requests),
+                                  std::to_string(p.window),
+                                  std::to_string(p.burst),
+                                  std::to_string(p.cost)};
+    if (now) args.push_back(std::to_string(*now));
+    return args;
+  }
+
+  reply_ptr evalsha(const std::string& key, const policy& p, std::optional<micros> now) {
+    return command(argv_for(scripts::script_for(p.algo).sha1, false, key, p, now));
+  }
+
+  static decision to_decision(const redisReply* r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+      throw std::runtime_error("script reply is not an array of 4: " + describe(r));
+    for (std::size_t i = 0; i < 4; ++i)
+      if (r->element[i]->type != REDIS_REPLY_INTEGER)
+        throw std::runtime_error("script reply element " + std::to_string(i) +
+                                 " is not an integer: " + describe(r));
+    if (r->element[0]->integer != 0 && r->element[0]->integer != 1)
+      throw std::runtime_error("admitted is neither 0 nor 1: " + describe(r));
+    if (r->element[1]->integer < 0) throw std::runtime_error("negative remaining: " + describe(r));
+    decision d;
+    d.admitted = r->element[0]->integer == 1;
+    d.remaining = static_cast<std::uint64_t>(r->element[1]->integer);
+    d.reset = r->element[2]->integer;
+    d.retry_after = r->element[3]->integer;
+    return d;
+  }
+
+  decision check(const std::string& key, const policy& p, micros now) {
+    auto r = evalsha(key, p, now);
+    return to_decision(r.get());
+  }
+
+  static std::string describe(const redisReply* r) {
+    switch (r->type) {
+      case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+      case REDIS_REPLY_NIL: return "(nil)";
+      case REDIS_REPLY_ARRAY: {
+        std::string out = "[";
+        for (std::size_t i = 0; i < r->elements; ++i)
+          out += (i ? ", " : "") + describe(r->element[i]);
+        return out + "]";
+      }
+      default: return std::string(r->str, r->len);
+    }
+  }
+
+ private:
+  struct context_deleter {
+    void operator()(redisContext* c) const { redisFree(c); }
+  };
+  std::unique_ptr<redisContext, context_deleter> context_;
+};
+
+// ---- the harness ----
+
+class redis_scripts : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new gw::test::redis_server(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<script_client>(server_->port());
+    client_->command({"FLUSHALL"});
+    client_->load_scripts();
+  }
+
+  std::string fresh_key(algorithm a, std::string_view name) {
+    return scripts::state_key("rl:{it:" + std::string{name} + ":" + std::to_string(++keys_) + "}",
+                              a);
+  }
+
+  bool exists(const std::string& key) { return client_->integer_reply({"EXISTS", key}) == 1; }
+
+  // What Redis holds must be what the model holds, right after an admitted request (a rejected
+  // one changes nothing in Redis, while the model may have rolled a window or refilled).
+  void expect_same_state(const std::string& key, const any_state& st) {
+    if (auto* g = std::get_if<gcra_state>(&st)) {
+      EXPECT_EQ(client_->string_reply({"GET", key}), std::to_string(g->tat));
+    } else if (auto* tb = std::get_if<token_bucket_state>(&st)) {
+      EXPECT_EQ(client_->string_reply({"HGET", key, "level"}), std::to_string(tb->level));
+      EXPECT_EQ(client_->string_reply({"HGET", key, "last"}), std::to_string(tb->last));
+    } else if (auto* sw = std::get_if<sliding_window_state>(&st)) {
+      EXPECT_EQ(client_->string_reply({"HGET", key, "start"}), std::to_string(sw->current_start));
+      EXPECT_EQ(client_->string_reply({"HGET", key, "curr"}), std::to_string(sw->current));
+      EXPECT_EQ(client_->string_reply({"HGET", key, "prev"}), std::to_string(sw->previous));
+    } else if (auto* sl = std::get_if<sliding_log_state>(&st)) {
+      std::uint64_t units = 0;
+      for (const auto& e : sl->entries) units += e.cost;
+      EXPECT_EQ(static_cast<std::uint64_t>(client_->integer_reply({"ZCARD", key})), units);
+      if (!sl->entries.empty()) {
+        auto newest = client_->command({"ZRANGE", key, "-1", "-1", "WITHSCORES"});
+        ASSERT_EQ(newest->elements, 2u);
+        EXPECT_EQ(std::string(newest->element[1]->str, newest->element[1]->len),
+                  std::to_string(sl->entries.back().at));
+      }
+    } else if (auto* fw = std::get_if<fixed_window_state>(&st)) {
+      EXPECT_EQ(client_->string_reply({"HGET", key, "start"}), std::to_string(fw->window_start));
+      EXPECT_EQ(client_->string_reply({"HGET", key, "count"}), std::to_string(fw->count));
+    }
+  }
+
+  // One request through both sides; false (with a failure recorded) when they disagree.
+  struct tracker {
+    std::string key;
+    any_state model;
+    bool written = false;  // some request was admitted, so Redis may hold the key
+    micros last_reset = 0;     // of the last admitted request: the key's TTL comes from it
+    micros last_admitted = 0;  // its now
+  };
+
+  bool step(tracker& t, const policy& p, micros now, std::string_view where) {
+    const decision expected = check_model(t.model, now, p);
+    decision got;
+    try {
+      got = client_->check(t.key, p, now);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << where << ": " << e.what();
+      return false;
+    }
+    const bool same = got.admitted == expected.admitted && got.remaining == expected.remaining &&
+                      got.reset == expected.reset && got.retry_after == expected.retry_after;
+    if (!same) {
+      ADD_FAILURE() << where << " (now = t0 + " << now - t0 << " us, cost " << p.cost
+                    << "): C++ " << text(expected) << ", Lua " << text(got);
+      return false;
+    }
+    if (got.admitted) {
+      t.written = true;
+      t.last_reset = got.reset;
+      t.last_admitted = now;
+    }
+    const long long pttl = client_->integer_reply({"PTTL", t.key});
+    if (!t.written) {
+      EXPECT_EQ(pttl, -2) << where << ": a key before any admitted request";
+    } else {
+      EXPECT_NE(pttl, -1) << where << ": a key without a TTL";
+      if (pttl >= 0) {
+        EXPECT_LE(pttl, ttl_ms_for(t.last_reset)) << where;
+      }
+      // A TTL of a few ms may pass before PTTL runs; long ones must still be there.
+      if (got.admitted && got.reset >= 100 * ms) {
+        EXPECT_GT(pttl, 0) << where;
+        expect_same_state(t.key, t.model);
+      }
+    }
+    return !::testing::Test::HasFailure();
+  }
+
+  static gw::test::redis_server* server_;
+  std::unique_ptr<script_client> client_;
+  int keys_ = 0;
+};
+
+gw::test::redis_server* redis_scripts::server_ = nullptr;
+
+// A scripted case: requests at given times, each `times` times, with the policy's cost unless
+// the step names its own.
+struct request_at {
+  micros at;
+  int times = 1;
+  std::uint64_t cost = 0;
+};
+
+struct scenario {
+  std::string name;
+  policy p;
+  std::vector<request_at> requests;
+};
+
+class scenarios : public redis_scripts {
+ protected:
+  void run(const scenario& sc) {
+    tracker t{fresh_key(sc.p.algo, sc.name), cold(sc.p.algo)};
+    for (std::size_t i = 0; i < sc.requests.size(); ++i) {
+      const auto& r = sc.requests[i];
+      policy p = sc.p;
+      if (r.cost) p.cost = r.cost;
+      for (int n = 0; n < r.times; ++n) {
+        const std::string where = sc.name + " request " + std::to_string(i) + "." +
+                                  std::to_string(n);
+        if (!step(t, p, r.at, where)) return;
+      }
+    }
+  }
+};
+
+// ---- the cases of tests/unit/algorithms_test.cpp, and more ----
+
+TEST_F(scenarios, gcra) {
+  const auto a = algorithm::gcra;
+  const std::vector<scenario> cases{
+      {"burst_from_cold_then_one_per_t", make(a, 5, 60 * s),
+       {{t0, 6}, {t0 + 12 * s - 1}, {t0 + 12 * s, 2}}},
+      {"burst_above_requests_and_cost", make(a, 10, 10 * s, 20, 3), {{t0, 8}}},
+      {"emission_interval_rounds_up", make(a, 3, 1 * s),
+       {{t0, 4}, {t0 + 333'333}, {t0 + 333'334}, {t0 + 333'334, 2}, {t0 + 666'667},
+        {t0 + 666'668, 2}, {t0 + 1'000'002, 4}}},
+      {"long_idle_refills_to_burst_never_more", make(a, 5, 60 * s),
+       {{t0, 6}, {t0 + 1000 * s, 7}}},
+      {"cost_varies", make(a, 10, 10 * s, 10),
+       {{t0, 1, 3}, {t0, 1, 5}, {t0, 1, 3}, {t0, 1, 2}, {t0 + 1 * s, 1, 2}, {t0 + 2 * s, 2, 1},
+        {t0 + 3'500'000, 1, 4}, {t0 + 20 * s, 1, 10}, {t0 + 20 * s, 1, 1}}},
+      {"cost_above_burst_on_a_cold_key", make(a, 5, 60 * s, 5, 6), {{t0, 2}}},
+      {"cost_above_burst_on_a_warm_key", make(a, 5, 60 * s),
+       {{t0}, {t0 + 1, 1, 6}, {t0 + 2, 1, 5}, {t0 + 12 * s, 1, 5}}},
+      {"retry_after_is_exact", make(a, 4, 10 * s, 6, 2),
+       {{t0, 4}, {t0 + 5 * s - 1}, {t0 + 5 * s, 2}, {t0 + 10 * s - 1}, {t0 + 10 * s}}},
+      // T = 1 us; the cost keeps every reset long enough for the key to outlive the case.
+      {"more_requests_than_microseconds", make(a, 3'000'000, 1 * s, 1'000'000, 200'000),
+       {{t0, 6}, {t0 + 1}, {t0 + 199'999}, {t0 + 200'000, 2}, {t0 + 10 * s, 6}}},
+      {"backward_clock", make(a, 5, 60 * s),
+       {{t0 + 30 * s, 3}, {t0 + 10 * s, 2}, {t0 + 31 * s, 2}}},
+      {"at_the_2_53_bound", make(a, 9'007'199, 999'999'999, 9'007'199, 1'000'000),
+       {{t0, 10}, {t0 + 1, 1, 1}, {t0 + 999'999'999, 3}, {t0 + 5000 * s, 2}}},
+  };
+  for (const auto& sc : cases) run(sc);
+}
+
+TEST_F(scenarios, token_bucket) {
+  const auto a = algorithm::token_bucket;
+  const std::vector<scenario> cases{
+      {"capacity_from_cold_then_continuous_refill", make(a, 10, 10 * s, 5),
+       {{t0, 6}, {t0 + s - 1}, {t0 + s}, {t0 + 1000 * s, 6}}},
+      {"cost_takes_several_tokens", make(a, 4, 4 * s, 4, 3), {{t0, 2}}},
+      {"fractional_refill", make(a, 3, 1 * s, 3),
+       {{t0, 4}, {t0 + 333'333}, {t0 + 333'334}, {t0 + 333'334}, {t0 + 666'667, 2},
+        {t0 + 999'999}, {t0 + 1'000'001, 2}}},
+      {"cost_varies", make(a, 10, 10 * s, 10),
+       {{t0, 1, 3}, {t0, 1, 5}, {t0, 1, 3}, {t0, 1, 2}, {t0 + 1 * s, 1, 2}, {t0 + 2 * s, 2, 1},
+        {t0 + 3'500'000, 1, 4}, {t0 + 20 * s, 1, 10}, {t0 + 20 * s, 1, 1}}},
+      {"cost_above_burst_on_a_cold_key", make(a, 10, 10 * s, 5, 6), {{t0, 2}}},
+      {"burst_above_requests", make(a, 2, 10 * s, 7), {{t0, 8}, {t0 + 4 * s, 3}, {t0 + 30 * s, 8}}},
+      {"backward_clock", make(a, 10, 10 * s, 5),
+       {{t0 + 5 * s, 5}, {t0 + 2 * s, 2}, {t0 + 5 * s + 1}, {t0 + 6 * s, 2}}},
+      {"at_the_2_53_bound", make(a, 1 << 20, micros{1} << 33, 1 << 20, 1 << 10),
+       {{t0, 3}, {t0 + 1}, {t0 + 8191, 2}, {t0 + 8192}, {t0 + 10'000 * s, 3}}},
+      {"at_the_2_53_bound_odd_numbers", make(a, 9'007'199, 999'999'999, 9'007'199, 3'000'000),
+       {{t0, 4}, {t0 + 1}, {t0 + 111, 2}, {t0 + 999'999'999}, {t0 + 100'000 * s, 4}}},
+  };
+  for (const auto& sc : cases) run(sc);
+}
+
+TEST_F(scenarios, fixed_window) {
+  const auto a = algorithm::fixed_window;
+  const std::vector<scenario> cases{
+      {"counts_per_aligned_window", make(a, 3, 10 * s),
+       {{t0 + 4 * s, 4}, {t0 + 10 * s - 1}, {t0 + 10 * s}}},
+      {"cost_counts_units", make(a, 10, 10 * s, 0, 4), {{t0, 3}}},
+      // Admitted 1 us before its window ends, the key lives 2 ms: no second request there.
+      {"window_edges", make(a, 2, 10 * s),
+       {{t0 - 1, 1, 2}, {t0, 3}, {t0 + 10 * s - 1}, {t0 + 10 * s, 3}, {t0 + 20 * s - 1}}},
+      {"skipped_windows", make(a, 2, 10 * s), {{t0, 3}, {t0 + 25 * s, 3}, {t0 + 1000 * s, 3}}},
+      {"cost_above_requests_on_a_cold_key", make(a, 3, 10 * s, 0, 4), {{t0 + 3 * s, 2}}},
+      {"cost_varies", make(a, 10, 10 * s),
+       {{t0, 1, 4}, {t0 + 1, 1, 7}, {t0 + 2, 1, 6}, {t0 + 3, 1, 11}, {t0 + 5 * s, 1, 1}}},
+      {"odd_window", make(a, 5, 7'777'777), {{t0, 6}, {t0 + 7'777'777}, {t0 + 20 * s, 6}}},
+      {"backward_clock", make(a, 3, 10 * s), {{t0 + 12 * s, 2}, {t0 + 8 * s, 4}, {t0 + 13 * s, 2}}},
+      {"at_the_2_53_bound", make(a, 9'007'199, 999'999'999, 0, 4'000'000),
+       {{t0, 3}, {t0 + 999'999'999, 3}}},
+  };
+  for (const auto& sc : cases) run(sc);
+}
+
+TEST_F(scenarios, sliding_window) {
+  const auto a = algorithm::sliding_window;
+  const std::vector<scenario> cases{
+      {"previous_window_fades_linearly", make(a, 10, 10 * s),
+       {{t0 + 5 * s, 11}, {t0 + 10 * s}, {t0 + 11 * s - 1}, {t0 + 11 * s, 2}, {t0 + 30 * s, 11}}},
+      {"rejected_in_a_fresh_window_waits_for_the_next", make(a, 4, 10 * s), {{t0 + 2 * s, 5}}},
+      {"cost_fades_in", make(a, 10, 10 * s, 0, 3),
+       {{t0 + 1 * s, 4}, {t0 + 10 * s, 2}, {t0 + 13 * s, 2}, {t0 + 17 * s, 3}, {t0 + 19 * s, 2}}},
+      {"exactly_one_and_two_windows_later", make(a, 6, 10 * s),
+       {{t0 + 9 * s, 7}, {t0 + 19 * s, 4}, {t0 + 39 * s, 7}}},
+      {"window_edges", make(a, 3, 10 * s),
+       {{t0 - 1, 4}, {t0, 2}, {t0 + 10 * s - 1, 2}, {t0 + 10 * s, 4}}},
+      {"cost_above_requests_on_a_cold_key", make(a, 3, 10 * s, 0, 4), {{t0 + 3 * s, 2}}},
+      {"cost_above_requests_on_a_warm_key", make(a, 3, 10 * s),
+       {{t0 + 3 * s, 2}, {t0 + 4 * s, 1, 4}, {t0 + 12 * s, 1, 4}, {t0 + 12 * s, 1, 3}}},
+      {"odd_numbers", make(a, 7, 9'999'991),
+       {{t0 + 123'457, 8}, {t0 + 10'000'000, 3}, {t0 + 11'234'567, 3}, {t0 + 15'555'555, 3},
+        {t0 + 19'999'999, 3}}},
+      {"backward_clock", make(a, 4, 10 * s),
+       {{t0 + 15 * s, 3}, {t0 + 5 * s, 3}, {t0 + 16 * s, 3}, {t0 + 25 * s, 3}}},
+      {"at_the_2_53_bound", make(a, 9'007'199, 999'999'999, 0, 3'000'000),
+       {{t0 + 1, 4}, {t0 + 999'999'999, 4}, {t0 + 1'500'000'000, 4}}},
+  };
+  for (const auto& sc : cases) run(sc);
+}
+
+TEST_F(scenarios, sliding_log) {
+  const auto a = algorithm::sliding_log;
+  const std::vector<scenario> cases{
+      {"exact_log_of_admitted_requests", make(a, 3, 10 * s),
+       {{t0}, {t0 + 1 * s}, {t0 + 2 * s}, {t0 + 5 * s}, {t0 + 10 * s - 1}, {t0 + 10 * s}}},
+      {"cost_frees_as_entries_leave", make(a, 5, 10 * s, 0, 2),
+       {{t0}, {t0 + 3 * s}, {t0 + 4 * s}, {t0 + 10 * s}, {t0 + 13 * s, 2}}},
+      {"many_at_the_same_microsecond", make(a, 5, 10 * s),
+       {{t0, 3}, {t0 + 1 * s, 3}, {t0 + 10 * s, 3}, {t0 + 10 * s, 1, 2}, {t0 + 11 * s, 2}}},
+      {"same_microsecond_after_a_partial_expiry", make(a, 4, 10 * s),
+       {{t0, 2}, {t0 + 5 * s, 2}, {t0 + 10 * s, 3}, {t0 + 15 * s, 3}, {t0 + 15 * s, 1, 2}}},
+      {"cost_varies", make(a, 10, 10 * s),
+       {{t0, 1, 3}, {t0 + 1 * s, 1, 5}, {t0 + 2 * s, 1, 3}, {t0 + 3 * s, 1, 2},
+        {t0 + 10 * s, 1, 4}, {t0 + 11 * s, 1, 6}, {t0 + 12 * s, 1, 3}}},
+      {"cost_above_requests_on_a_cold_key", make(a, 3, 10 * s, 0, 4), {{t0, 2}}},
+      {"cost_above_requests_on_a_warm_key", make(a, 3, 10 * s), {{t0}, {t0 + 1 * s, 1, 4}}},
+      {"long_idle", make(a, 3, 10 * s), {{t0, 4}, {t0 + 1000 * s, 4}}},
+      {"large_cost", make(a, 20'000, 60 * s, 0, 9'000),
+       {{t0, 3}, {t0 + 1 * s, 1, 2'000}, {t0 + 60 * s, 2}, {t0 + 61 * s, 1, 11'000}}},
+  };
+  for (const auto& sc : cases) run(sc);
+}
+
+// ---- random walks: many more cases than anyone would write, the same on both sides ----
+
+class random_walks : public redis_scripts {
+ protected:
+  // Times and costs drawn at random, including window edges, long idles and costs above the
+  // capacity. The script's TTLs run on Redis' real clock while `now` is the test's, so the fake
+  // clock is never allowed to fall behind the real one since the walk began: a key that has
+  // expired in real time is then also dead in the model.
+  void walk(const policy& base, std::uint64_t seed, int steps) {
+    std::mt19937_64 rng{seed};
+    auto uniform = [&](micros lo, micros hi) {
+      return std::uniform_int_distribution<micros>{lo, hi}(rng);
+    };
+    const micros w = base.window;
+    const micros t = std::max<micros>(1, w / static_cast<micros>(base.requests));
+    const auto capacity = static_cast<micros>(takes_burst(base.algo) ? base.burst : base.requests);
+    // A sliding log keeps one member per unit: keep its costs small enough to be quick.
+    const micros max_cost = base.algo == algorithm::sliding_log ? std::min<micros>(capacity, 50)
+                                                                : capacity;
+
+    tracker tr{fresh_key(base.algo, "walk"), cold(base.algo)};
+    micros now = t0 + uniform(0, w);
+    micros lead = now - real_now();
+    for (int i = 0; i < steps; ++i) {
+      micros candidate = now;
+      const int r = static_cast<int>(uniform(0, 99));
+      if (r < 20) {
+        candidate = now;
+      } else if (r < 45) {
+        candidate = now + uniform(1, t);
+      } else if (r < 65) {
+        candidate = now + uniform(1, w);
+      } else if (r < 80) {
+        candidate = (now / w + 1) * w + uniform(-1, 1);  // a window edge
+      } else if (r < 92) {
+        candidate = now + uniform(w, 3 * w);
+      } else {
+        candidate = now + w * uniform(3, 50);
+      }
+      policy p = base;
+      const int c = static_cast<int>(uniform(0, 99));
+      if (c < 65) {
+        p.cost = 1;
+      } else if (c < 90) {
+        p.cost = static_cast<std::uint64_t>(uniform(1, max_cost));
+      } else if (c < 95) {
+        p.cost = static_cast<std::uint64_t>(max_cost);
+      } else {
+        p.cost = static_cast<std::uint64_t>(capacity + 1);
+      }
+      // A state that dies within a few ms of real time may be gone from Redis before the next
+      // step however the clocks are kept: step past its end, where both sides agree it is dead.
+      if (tr.written && tr.last_reset < 50 * ms)
+        candidate = std::max(candidate, tr.last_admitted + tr.last_reset);
+      const micros real = real_now();
+      now = std::max(candidate, real + lead);
+      lead = now - real;
+      if (!step(tr, p, now, "step " + std::to_string(i) + " of seed " + std::to_string(seed)))
+        return;
+    }
+  }
+
+  void walk_all(algorithm a) {
+    const std::vector<policy> policies{
+        make(a, 5, 60 * s),
+        make(a, 3, 10 * s),                // T and refill rounding
+        make(a, 7, 9'999'991, 11),         // odd window, burst above requests
+        make(a, 1, 2 * s),
+        make(a, 100, 10 * s, 150),
+        make(a, 9'007'199, 999'999'999),  // requests x window at 2^53
+    };
+    std::uint64_t seed = 1000 * static_cast<std::uint64_t>(a);
+    for (const auto& p : policies) {
+      SCOPED_TRACE("requests " + std::to_string(p.requests) + " window " +
+                   std::to_string(p.window) + " burst " + std::to_string(p.burst));
+      walk(p, ++seed, 300);
+      if (HasFailure()) return;
+    }
+  }
+};
+
+TEST_F(random_walks, gcra) { walk_all(algorithm::gcra); }
+TEST_F(random_walks, token_bucket) { walk_all(algorithm::token_bucket); }
+TEST_F(random_walks, fixed_window) { walk_all(algorithm::fixed_window); }
+TEST_F(random_walks, sliding_window) { walk_all(algorithm::sliding_window); }
+TEST_F(random_walks, sliding_log) { walk_all(algorithm::sliding_log); }
+
+// ---- keys, TTLs, script loading ----
+
+TEST_F(redis_scripts, a_rejected_request_on_a_cold_key_creates_no_key) {
+  for (auto a : all_algorithms) {
+    SCOPED_TRACE(std::string{to_string(a)});
+    const auto key = fresh_key(a, "cold");
+    const auto p = make(a, 3, 10 * s, 3, 4);  // cost above capacity: never admitted
+    const auto d = client_->check(key, p, t0 + 1 * s);
+    EXPECT_FALSE(d.admitted);
+    EXPECT_FALSE(exists(key));
+  }
+}
+
+TEST_F(redis_scripts, every_key_written_has_a_ttl_within_its_reset) {
+  for (auto a : all_algorithms) {
+    SCOPED_TRACE(std::string{to_string(a)});
+    const auto key = fresh_key(a, "ttl");
+    const auto p = make(a, 5, 60 * s);
+    for (int i = 0; i < 7; ++i) {
+      const auto d = client_->check(key, p, t0 + 7 * s);
+      const long long pttl = client_->integer_reply({"PTTL", key});
+      EXPECT_GT(pttl, 0) << i;
+      EXPECT_LE(pttl, ttl_ms_for(d.reset)) << i;
+      // Within a few ms of the reset itself: the TTL is the reset, not some longer bound.
+      if (d.admitted) {
+        EXPECT_GE(pttl, d.reset / 1000 - 1000) << i;
+      }
+    }
+  }
+}
+
+TEST_F(redis_scripts, with_redis_time_the_state_expires_with_its_reset) {
+  // Without now_us the script reads Redis TIME; a 5 ms window must leave nothing behind.
+  for (auto a : all_algorithms) {
+    SCOPED_TRACE(std::string{to_string(a)});
+    const auto key = fresh_key(a, "time");
+    const auto p = make(a, 2, 5 * ms);
+    auto r = client_->evalsha(key, p, std::nullopt);
+    const auto d = script_client::to_decision(r.get());
+    EXPECT_TRUE(d.admitted);
+    EXPECT_GT(d.reset, 0);
+    EXPECT_LE(d.reset, 2 * 5 * ms);  // sliding_window: two windows
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (exists(key) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_FALSE(exists(key));
+  }
+}
+
+TEST_F(redis_scripts, state_key_keeps_the_hash_tag) {
+  auto hash_tag = [](std::string_view key) {
+    const auto open = key.find('{');
+    const auto close = key.find('}', open);
+    return std::string{key.substr(open + 1, close - open - 1)};
+  };
+  for (auto a : all_algorithms) {
+    const std::string base = "gw:rl:{r:l:1.2.3.4}";
+    const auto key = scripts::state_key(base, a);
+    EXPECT_EQ(key, base + ":" + std::string{to_string(a)});
+    EXPECT_EQ(hash_tag(key), "r:l:1.2.3.4");
+    EXPECT_TRUE(key.starts_with(base));
+  }
+  EXPECT_EQ(scripts::state_key("rl:{r:l:1.2.3.4}", algorithm::gcra), "rl:{r:l:1.2.3.4}:gcra");
+  // The script writes exactly that key, nothing else.
+  const auto key = scripts::state_key("rl:{tag}", algorithm::fixed_window);
+  EXPECT_TRUE(client_->check(key, make(algorithm::fixed_window, 3, 10 * s), t0).admitted);
+  auto keys = client_->command({"KEYS", "*"});
+  ASSERT_EQ(keys->elements, 1u);
+  EXPECT_EQ(std::string(keys->element[0]->str, keys->element[0]->len), key);
+}
+
+TEST_F(redis_scripts, scripts_are_named_and_hashed) {
+  std::vector<std::string> shas;
+  for (auto a : all_algorithms) {
+    const auto& sc = scripts::script_for(a);
+    EXPECT_EQ(sc.name, to_string(a));
+    EXPECT_EQ(&sc, &scripts::script_for(a));  // built once
+    ASSERT_EQ(sc.sha1.size(), 40u);
+    EXPECT_EQ(sc.sha1.find_first_not_of("0123456789abcdef"), std::string::npos);
+    // SCRIPT LOAD in SetUp checked that Redis computes the same SHA-1.
+    shas.push_back(sc.sha1);
+  }
+  std::sort(shas.begin(), shas.end());
+  EXPECT_EQ(std::unique(shas.begin(), shas.end()), shas.end());
+}
+
+TEST_F(redis_scripts, evalsha_answers_noscript_after_script_flush_and_eval_recaches) {
+  const auto a = algorithm::gcra;
+  const auto& sc = scripts::script_for(a);
+  const auto key = fresh_key(a, "noscript");
+  const auto p = make(a, 5, 60 * s);
+  EXPECT_TRUE(client_->check(key, p, t0).admitted);
+
+  server_->flush_scripts();
+  auto r = client_->evalsha(key, p, t0);
+  ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
+  EXPECT_TRUE(std::string_view(r->str, r->len).starts_with("NOSCRIPT")) << r->str;
+
+  // The fallback: EVAL with the source gives the same answer and caches the script again.
+  auto by_source =
+      client_->command(script_client::argv_for(std::string{sc.source}, true, key, p, t0));
+  const auto d = script_client::to_decision(by_source.get());
+  EXPECT_TRUE(d.admitted);
+  EXPECT_EQ(d.remaining, 3u);
+  auto again = client_->evalsha(key, p, t0);
+  ASSERT_EQ(again->type, REDIS_REPLY_ARRAY) << script_client::describe(again.get());
+  EXPECT_EQ(script_client::to_decision(again.get()).remaining, 2u);
+}
+
+TEST_F(redis_scripts, a_bad_argument_is_an_error_reply_not_a_decision) {
+  auto r = client_->command({"EVALSHA", scripts::script_for(algorithm::gcra).sha1, "1",
+                             fresh_key(algorithm::gcra, "bad"), "x", "1000000", "1", "1"});
+  EXPECT_EQ(r->type, REDIS_REPLY_ERROR);
+}
+
+}  // namespace
