@@ -14,7 +14,7 @@
 namespace {
 
 constexpr std::string_view usage =
-    "usage: gateway [--config FILE] [--log-level trace|debug|info|warn|error]\n"
+    "usage: gateway [--config FILE] [--log-level trace|debug|info|warn|error] [--no-metrics]\n"
     "       gateway --check-config FILE\n"
     "       gateway --version\n";
 
@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
       opts.config_path = argv[++i];
     } else if (arg == "--log-level" && has_value && levels.contains(argv[i + 1])) {
       opts.log_level = argv[++i];
+    } else if (arg == "--no-metrics") {
+      opts.metrics = false;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       return 0;

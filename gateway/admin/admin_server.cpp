@@ -22,8 +22,9 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 }
 
-admin_server::admin_server(asio::io_context& io, std::function<bool()> ready)
-    : io_(io), ready_(std::move(ready)) {}
+admin_server::admin_server(asio::io_context& io, std::function<bool()> ready,
+                           std::function<std::string()> metrics)
+    : io_(io), ready_(std::move(ready)), metrics_(std::move(metrics)) {}
 
 void admin_server::listen(const config::endpoint& address) {
   const tcp::endpoint ep{asio::ip::make_address(address.host), address.port};
@@ -65,6 +66,9 @@ asio::awaitable<void> admin_server::serve(tcp::socket socket) {
     if (req.method() != http::verb::get) {
       res.result(http::status::method_not_allowed);
       res.body() = "method not allowed\n";
+    } else if (target == "/metrics") {
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = metrics_();
     } else if (target == "/healthz") {
       res.body() = "ok\n";
     } else if (target == "/readyz") {

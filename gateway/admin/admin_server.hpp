@@ -10,13 +10,16 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 
 namespace gw::admin {
 
 class admin_server {
  public:
-  // `ready` answers /readyz: true when the gateway should receive traffic.
-  admin_server(boost::asio::io_context& io, std::function<bool()> ready);
+  // `ready` answers /readyz: true when the gateway should receive traffic; `metrics` renders
+  // /metrics.
+  admin_server(boost::asio::io_context& io, std::function<bool()> ready,
+               std::function<std::string()> metrics);
 
   // Throws boost::system::system_error when the address cannot be bound.
   void listen(const config::endpoint& address);
@@ -28,6 +31,7 @@ class admin_server {
 
   boost::asio::io_context& io_;
   std::function<bool()> ready_;
+  std::function<std::string()> metrics_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
 };
 

@@ -4,6 +4,7 @@
 
 #include "admin/admin_server.hpp"
 #include "config/loader.hpp"
+#include "metrics/metrics.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 #include "store/memory_store.hpp"
@@ -35,24 +36,29 @@ class application {
  public:
   application(const options& opts, std::shared_ptr<const config::gateway_config> cfg)
       : opts_(opts), config_(std::move(cfg)), signals_(control_, SIGHUP, SIGTERM, SIGINT),
-        admin_(control_, [this] { return ready(); }) {}
+        worker_count_(config_->server.workers ? config_->server.workers
+                                              : std::max(1u, std::thread::hardware_concurrency())),
+        metrics_(worker_count_ + 1),
+        admin_(control_, [this] { return ready(); }, [this] { return metrics_.render(); }) {}
 
   int run() {
     std::shared_ptr<const proxy::snapshot> snap;
     try {
-      snap = proxy::snapshot::build(config_);
+      snap = proxy::snapshot::build(config_, metrics_);
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return 1;
     }
     const auto& server = config_->server;
-    unsigned count = server.workers;
-    if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned count = worker_count_;
+    metrics_.set_connections_active(
+        [this] { return static_cast<double>(shared_.connections.load()); });
     proxy::worker::store_factory make_store;
     if (!store_factory_for(*config_, make_store)) return 1;
     try {
       for (unsigned i = 0; i < count; ++i) {
-        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap, make_store));
+        workers_.push_back(std::make_unique<proxy::worker>(i, shared_, snap, make_store, metrics_,
+                                                           opts_.metrics));
         workers_.back()->listen(server.listen);
       }
       admin_.listen(config_->admin.listen);
@@ -76,12 +82,13 @@ class application {
  private:
   // The memory store is one for the whole process, so a limit is exact across workers; Redis
   // clients are one per worker, on the worker's thread.
-  static bool store_factory_for(const config::gateway_config& cfg,
-                                proxy::worker::store_factory& out) {
+  bool store_factory_for(const config::gateway_config& cfg, proxy::worker::store_factory& out) {
     switch (cfg.storage.backend) {
       case config::store_backend::memory: {
         auto shared = std::make_shared<store::memory_store>(cfg.storage.memory_max_keys);
-        out = [shared](asio::io_context&) { return shared; };
+        metrics_.set_memory_store_evictions(
+            [shared] { return static_cast<double>(shared->evictions()); });
+        out = [shared](asio::io_context&, store::store_events*) { return shared; };
         return true;
       }
       case config::store_backend::redis: {
@@ -94,8 +101,9 @@ class application {
           }
           password = value;
         }
-        out = [settings = cfg.storage.redis, password](asio::io_context& io) {
-          return std::make_shared<store::redis::redis_store>(io, settings, password, nullptr);
+        out = [settings = cfg.storage.redis, password](asio::io_context& io,
+                                                        store::store_events* events) {
+          return std::make_shared<store::redis::redis_store>(io, settings, password, events);
         };
         return true;
       }
@@ -143,16 +151,19 @@ class application {
         spdlog::error("reload: {}", line);
     }
     if (!result.ok()) {
+      metrics_.config_reloads(false)->inc(metrics_.control_slot());
       spdlog::error("reload failed; keeping the running configuration");
       return;
     }
     std::shared_ptr<const proxy::snapshot> snap;
     try {
-      snap = proxy::snapshot::build(result.config);
+      snap = proxy::snapshot::build(result.config, metrics_);
     } catch (const std::exception& e) {
+      metrics_.config_reloads(false)->inc(metrics_.control_slot());
       spdlog::error("reload failed: {}; keeping the running configuration", e.what());
       return;
     }
+    metrics_.config_reloads(true)->inc(metrics_.control_slot());
     const auto& old_server = config_->server;
     const auto& new_server = result.config->server;
     if (!(old_server.listen == new_server.listen) || old_server.workers != new_server.workers ||
@@ -199,6 +210,8 @@ class application {
   asio::steady_timer drain_timer_{control_};
   std::chrono::steady_clock::time_point drain_deadline_{};
   proxy::shared_state shared_;
+  unsigned worker_count_;
+  metrics::registry metrics_;
   admin::admin_server admin_;
   std::vector<std::unique_ptr<proxy::worker>> workers_;
 };

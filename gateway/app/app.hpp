@@ -12,6 +12,7 @@ namespace gw::app {
 struct options {
   std::string config_path;
   std::optional<std::string> log_level;  // --log-level, wins over server.log_level
+  bool metrics = true;                    // --no-metrics: record nothing (to measure the cost)
 };
 
 // Runs the gateway until SIGTERM/SIGINT have drained it. Returns the process exit code.

@@ -197,14 +197,19 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   std::string method{req.method_string()};
   std::string path, request_id, client_ip;
   std::string_view route_name;
+  route_series* series = &snap->unrouted();
 
   auto log_and_return = [&]() {
+    const auto elapsed = std::chrono::duration<double>(clock::now() - started).count();
+    if (worker_.metrics_on()) {
+      series->requests.at(out.status, static_cast<std::size_t>(out.decision)).inc(worker_.slot());
+      series->duration->observe(worker_.slot(), elapsed);
+    }
     if (server.access_log) {
       const access_entry entry{request_id, client_ip.empty() ? peer_ip_ : client_ip, method,
-                               path, route_name, out.upstream, out.status, out.decision,
-                               std::chrono::duration<double, std::milli>(clock::now() - started)
-                                   .count(),
-                               out.bytes_in, out.bytes_out};
+                               path, route_name, out.upstream, out.status,
+                               to_string(out.decision), elapsed * 1000, out.bytes_in,
+                               out.bytes_out};
       worker_.log().write(entry);
     }
     return out.keep_alive;
@@ -240,6 +245,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   }
   const auto& route = snap->route(*route_index);
   route_name = route.name;
+  series = &snap->series_of(*route_index);
   const auto& cfg = snap->config();
 
   // Who is asking: the address behind trusted proxies, and the consumer behind the API key.
@@ -259,7 +265,6 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   }
   if (route.auth == config::auth_mode::required && !consumer) {
     out.status = 401;
-    out.decision = "error";
     out.keep_alive = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
     out.bytes_out = co_await respond(401, error_json("unauthorized", "A valid API key is required"),
                                      out.keep_alive);
@@ -291,18 +296,32 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
             result.decisions.push_back(*d);
           }
         }
-        if (!blocked.empty()) applied = std::move(blocked);
+        if (!blocked.empty()) {
+          applied = std::move(blocked);
+          if (worker_.metrics_on()) snap->store_metrics().local_cache_hits->inc(worker_.slot());
+        }
       }
       if (result.decisions.empty()) {
+        const auto asked = clock::now();
         result = co_await worker_.limits_store().check(checks);
+        if (worker_.metrics_on()) {
+          auto& store_series = snap->store_metrics();
+          store_series.duration->observe(
+              worker_.slot(), std::chrono::duration<double>(clock::now() - asked).count());
+          if (!result.ok())
+            store_series.errors[static_cast<std::size_t>(result.error)]->inc(worker_.slot());
+        }
         if (use_cache && result.ok())
           for (std::size_t i = 0; i < checks.size(); ++i)
             worker_.over_limit().remember(checks[i].key, now, result.decisions[i]);
       }
       if (!result.ok()) {
         // The store could not answer: the route's failure mode decides.
-        out.decision = "error";
-        if (route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed) {
+        out.decision = decision::error;
+        const bool closed =
+            route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed;
+        if (worker_.metrics_on()) series->failures[closed ? 1 : 0]->inc(worker_.slot());
+        if (closed) {
           out.status = 503;
           out.keep_alive =
               parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
@@ -312,13 +331,20 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
         }
       } else {
         const auto v = limit::judge(applied, result.decisions);
+        if (worker_.metrics_on()) {
+          for (std::size_t i = 0; i < applied.size(); ++i) {
+            const auto index = static_cast<std::size_t>(applied[i].limit - route.limits.data());
+            series->limit_checks[index][result.decisions[i].admitted ? 0 : 1]->inc(
+                worker_.slot());
+          }
+        }
         limit::render_headers(applied, result.decisions, v, route.ietf_headers,
                               route.legacy_headers, rate_headers);
         if (v.limited && route.shadow) {
-          out.decision = "shadow_limited";
+          out.decision = decision::shadow_limited;
         } else if (v.limited) {
           out.status = 429;
-          out.decision = "limited";
+          out.decision = decision::limited;
           rate_headers.emplace_back("Retry-After", std::to_string(v.retry_after_seconds));
           out.keep_alive =
               parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
@@ -368,6 +394,11 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   else if (content_length)
     req.content_length(*content_length);
 
+  auto count_upstream_error = [&](upstream_error kind) {
+    if (worker_.metrics_on())
+      snap.upstream_series_of(route_index).errors[static_cast<std::size_t>(kind)]->inc(
+          worker_.slot());
+  };
   auto fail = [&](unsigned status, std::string_view error,
                   std::string_view message) -> asio::awaitable<void> {
     out.status = status;
@@ -431,6 +462,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       break;
     }
     pool.record_connect_failure(candidate, settings, clock::now());
+    count_upstream_error(upstream_error::connect);
     conn.reset();
   }
   if (!conn) {
@@ -445,6 +477,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
   std::optional<http::request_serializer<http::buffer_body>> request_writer;
   std::optional<http::response_parser<http::buffer_body>> response_reader;
+  const auto sent_at = clock::now();
 
   // Send the head and the body, then read the response head. A bodiless request that failed on
   // a reused connection before any response byte is retried once on a fresh connection: the
@@ -514,15 +547,30 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       }
       pool.record_connect_failure(server_address, settings, clock::now());
     }
-    if (is_timeout(upstream_ec))
+    if (is_timeout(upstream_ec)) {
+      count_upstream_error(upstream_error::timeout);
       co_await fail(504, "gateway_timeout", "Upstream did not answer in time");
-    else
+    } else {
+      // A connection that ended (or was reset) is a reset; anything else is a broken reply.
+      const bool reset = upstream_ec == http::error::end_of_stream ||
+                         upstream_ec == asio::error::connection_reset ||
+                         upstream_ec == asio::error::eof ||
+                         upstream_ec == asio::error::broken_pipe ||
+                         upstream_ec == http::error::partial_message;
+      count_upstream_error(reset ? upstream_error::reset : upstream_error::protocol);
       co_await fail(502, "bad_gateway", "Upstream reset the connection or sent an invalid response");
+    }
     co_return;
   }
 
   // The response: head rewritten for the client, body relayed as it arrives.
   auto& res = response_reader->get();
+  if (worker_.metrics_on()) {
+    auto& up = snap.upstream_series_of(route_index);
+    up.responses.at(res.result_int()).inc(worker_.slot());
+    up.duration->observe(worker_.slot(),
+                         std::chrono::duration<double>(clock::now() - sent_at).count());
+  }
   const bool upstream_keep_alive = response_reader->keep_alive();
   const bool response_has_body = !response_reader->is_done();
   bool keep_alive = client_keep_alive && !worker_.draining();

@@ -43,7 +43,7 @@ class session {
     unsigned status = 0;
     bool keep_alive = false;
     std::string upstream;
-    std::string_view decision = "allowed";  // allowed | limited | shadow_limited | error
+    proxy::decision decision = proxy::decision::allowed;
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
   };

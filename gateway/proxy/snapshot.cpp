@@ -11,17 +11,24 @@ namespace gw::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg)
+snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::registry& registry)
     : config_(std::move(cfg)),
       router_(config_->routes),
       client_ips_(identity::cidr_set{config_->identity.trusted_proxies}),
       consumers_(config_->consumers) {
-  for (const auto& route : config_->routes)
+  for (const auto& route : config_->routes) {
     route_limits_.emplace_back(route, config_->storage.redis.key_prefix);
+    route_series_.emplace_back(registry, &route);
+  }
+  for (const auto& up : config_->upstreams) upstream_series_.emplace_back(registry, up.name);
+  unrouted_ = std::make_unique<route_series>(registry, nullptr);
+  store_series_ = std::make_unique<store_series>(
+      registry, config_->storage.backend == config::store_backend::memory ? "memory" : "redis");
 }
 
-std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg) {
-  auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg)));
+std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg,
+                                                metrics::registry& registry) {
+  auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg), registry));
   asio::io_context io;
   tcp::resolver resolver{io};
   for (const auto& up : snap->config_->upstreams) {

@@ -7,10 +7,12 @@
 #include "identity/client_ip.hpp"
 #include "identity/consumers.hpp"
 #include "limit/route_limits.hpp"
+#include "proxy/proxy_metrics.hpp"
 #include "proxy/router.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -23,8 +25,10 @@ struct resolved_upstream {
 
 class snapshot {
  public:
-  // Throws std::runtime_error when a server address does not resolve.
-  static std::shared_ptr<const snapshot> build(std::shared_ptr<const config::gateway_config> cfg);
+  // Throws std::runtime_error when a server address does not resolve. The metric series of the
+  // config's routes and upstreams are resolved in `registry` here, once.
+  static std::shared_ptr<const snapshot> build(std::shared_ptr<const config::gateway_config> cfg,
+                                               metrics::registry& registry);
 
   const config::gateway_config& config() const { return *config_; }
   const router& routes() const { return router_; }
@@ -36,10 +40,17 @@ class snapshot {
     return route_limits_[route_index];
   }
   const identity::client_ip_resolver& client_ips() const { return client_ips_; }
+  // Series by route index; unrouted() for requests no route matched.
+  route_series& series_of(std::size_t route_index) const { return route_series_[route_index]; }
+  route_series& unrouted() const { return *unrouted_; }
+  upstream_series& upstream_series_of(std::size_t route_index) const {
+    return upstream_series_[route_upstream_[route_index]];
+  }
+  store_series& store_metrics() const { return *store_series_; }
   const identity::consumer_directory& consumers() const { return consumers_; }
 
  private:
-  explicit snapshot(std::shared_ptr<const config::gateway_config> cfg);
+  snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::registry& registry);
 
   std::shared_ptr<const config::gateway_config> config_;
   router router_;
@@ -48,6 +59,11 @@ class snapshot {
   std::vector<limit::route_limits> route_limits_;
   identity::client_ip_resolver client_ips_;
   identity::consumer_directory consumers_;
+  // Recording mutates the series, not the snapshot: hence mutable.
+  mutable std::deque<route_series> route_series_;
+  mutable std::deque<upstream_series> upstream_series_;
+  std::unique_ptr<route_series> unrouted_;
+  std::unique_ptr<store_series> store_series_;
 };
 
 }  // namespace gw::proxy

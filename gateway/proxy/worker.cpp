@@ -21,12 +21,14 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
-               const store_factory& make_store)
+               const store_factory& make_store, metrics::registry& metrics, bool metrics_on)
     : index_(index),
       shared_(shared),
+      metrics_on_(metrics_on),
+      store_observer_(metrics.redis_batch_commands(), index, metrics_on),
       io_(std::make_unique<asio::io_context>(1)),
       snapshot_(std::move(initial)),
-      store_(make_store(*io_)),
+      store_(make_store(*io_, &store_observer_)),
       log_(std::make_unique<access_log>(*io_)),
       random_(std::random_device{}()) {}
 

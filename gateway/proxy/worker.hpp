@@ -6,6 +6,8 @@
 #include "proxy/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "metrics/metrics.hpp"
+#include "store/events.hpp"
 #include "store/store.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -35,10 +37,12 @@ class worker {
  public:
   // Makes the store client that answers this worker's limit checks, on the worker's io_context:
   // the one memory store all workers share, or the worker's own Redis connections.
-  using store_factory = std::function<std::shared_ptr<store::store>(boost::asio::io_context&)>;
+  using store_factory = std::function<std::shared_ptr<store::store>(
+      boost::asio::io_context&, store::store_events*)>;
 
+  // `metrics_on` false leaves every series untouched (the benchmark of what metrics cost).
   worker(unsigned index, shared_state& shared, std::shared_ptr<const snapshot> initial,
-         const store_factory& make_store);
+         const store_factory& make_store, metrics::registry& metrics, bool metrics_on);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -61,6 +65,8 @@ class worker {
   upstream_pool& pool() { return pool_; }
   store::store& limits_store() { return *store_; }
   limit::over_limit_cache& over_limit() { return over_limit_; }
+  bool metrics_on() const { return metrics_on_; }
+  std::size_t slot() const { return index_; }  // this worker's slot in every metric series
   access_log& log() { return *log_; }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
   std::string next_request_id();
@@ -70,8 +76,25 @@ class worker {
  private:
   boost::asio::awaitable<void> accept_loop();
 
+  // Redis client events -> this worker's metric slots.
+  class store_observer final : public store::store_events {
+   public:
+    store_observer(metrics::histogram* batch, std::size_t slot, bool on)
+        : batch_(batch), slot_(slot), on_(on) {}
+    void batch_written(std::size_t commands) override {
+      if (on_) batch_->observe(slot_, static_cast<double>(commands));
+    }
+
+   private:
+    metrics::histogram* batch_;
+    std::size_t slot_;
+    bool on_;
+  };
+
   unsigned index_;
   shared_state& shared_;
+  bool metrics_on_;
+  store_observer store_observer_;
   std::unique_ptr<boost::asio::io_context> io_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<const snapshot> snapshot_;

@@ -21,11 +21,9 @@ namespace {
 
 // One request's checks in flight: completes when the last reply is in.
 struct batch {
-  batch(asio::io_context& io_context, store_events* observer) : io(io_context), events(observer) {}
+  explicit batch(asio::io_context& io_context) : io(io_context) {}
 
   asio::io_context& io;
-  store_events* events;
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   check_result result;
   std::size_t left = 0;
   std::function<void(check_result)> resume;  // the awaiting request
@@ -35,11 +33,6 @@ struct batch {
   }
   void one_done() {
     if (--left > 0) return;
-    if (events) {
-      events->check_finished(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-      if (!result.ok()) events->error(result.error);
-    }
     // Resume the request from the event loop, not from inside hiredis' reply callback.
     asio::post(io, [resume = std::move(resume), r = std::move(result)]() mutable {
       resume(std::move(r));
@@ -104,7 +97,7 @@ void issue(connection& conn, const std::shared_ptr<batch>& b, std::size_t index,
 
 redis_store::redis_store(asio::io_context& io, const config::redis_settings& settings,
                          std::string password, store_events* events)
-    : io_(io), events_(events) {
+    : io_(io) {
   connection_settings cs;
   cs.host = settings.address.host;
   cs.port = settings.address.port;
@@ -153,13 +146,10 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
   if (!conn || checks.empty()) {
     // Known down: fail now rather than wait out a timeout.
     check_result down;
-    if (!checks.empty()) {
-      down.error = error_kind::connection;
-      if (events_) events_->error(down.error);
-    }
+    if (!checks.empty()) down.error = error_kind::connection;
     co_return down;
   }
-  auto b = std::make_shared<batch>(io_, events_);
+  auto b = std::make_shared<batch>(io_);
   b->result.decisions.resize(checks.size());
   b->left = checks.size();
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(check_result)>(

@@ -39,7 +39,6 @@ class redis_store final : public store {
   connection* pick();
 
   boost::asio::io_context& io_;
-  store_events* events_;
   std::vector<std::shared_ptr<connection>> connections_;
   std::size_t next_ = 0;
 };
