@@ -469,11 +469,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     co_await fail(502, "bad_gateway", "Upstream refused the connection");
     co_return;
   }
-  {
-    const auto& address = conn->server.address();
-    out.upstream = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
-                   ":" + std::to_string(conn->server.port());
-  }
+  out.upstream = conn->label();
 
   std::optional<http::request_serializer<http::buffer_body>> request_writer;
   std::optional<http::response_parser<http::buffer_body>> response_reader;
@@ -489,12 +485,10 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       body.size = 0;
       body.more = false;
     }
-    conn->stream.expires_after(settings.timeout);
-    auto [hec, hn] = co_await http::async_write_header(conn->stream, *request_writer, use_tuple);
-    beast::error_code upstream_ec = hec;
-
-    while (!upstream_ec && has_body) {
-      if (!piece_pending) {
+    // The head leaves together with the first piece of the body (or alone): one write.
+    beast::error_code upstream_ec;
+    for (;;) {
+      if (has_body && !piece_pending) {
         if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
           co_await refuse_body(ec, out);
           co_return;
@@ -505,15 +499,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
       if (wec == http::error::need_buffer) wec = {};
       upstream_ec = wec;
-      if (parser.is_done()) break;
-    }
-    if (!upstream_ec && !request_writer->is_done()) {
-      body.data = nullptr;
-      body.size = 0;
-      body.more = false;
-      conn->stream.expires_after(settings.timeout);
-      auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
-      upstream_ec = wec;
+      if (upstream_ec || request_writer->is_done()) break;
     }
 
     // The response head; interim 1xx responses are consumed (the gateway answered
@@ -591,37 +577,39 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
   auto& response_body = res.body();
   http::response_serializer<http::buffer_body> response_writer{res};
-  response_body.data = nullptr;
-  response_body.size = 0;
-  response_body.more = response_has_body;
-  stream_.expires_after(server.idle_timeout);
-  auto [whec, whn] = co_await http::async_write_header(stream_, response_writer, use_tuple);
-  out.bytes_out += whn;
-  if (whec) {
-    out.keep_alive = false;
-    co_return;
-  }
   if (response_has_body) {
     if (!relay) relay = std::make_unique<char[]>(relay_buffer_size);
     conn->buffer.reserve(relay_buffer_size);
   }
-  while (!response_reader->is_done()) {
-    response_body.data = relay.get();
-    response_body.size = relay_buffer_size;
-    conn->stream.expires_after(settings.timeout);
-    auto [rec, rn] =
-        co_await http::async_read_some(conn->stream, conn->buffer, *response_reader, use_tuple);
-    if (rec == http::error::need_buffer) rec = {};
-    if (rec) {
-      // Too late for an error response: the client sees the connection end early.
-      out.keep_alive = false;
-      co_return;
+  // Each write carries what the upstream has sent so far; the first also carries the head, so a
+  // small response (usually read whole with its head) leaves in a single write.
+  for (bool head_sent = false;; head_sent = true) {
+    response_body.data = nullptr;
+    response_body.size = 0;
+    response_body.more = false;
+    while (!response_reader->is_done()) {
+      response_body.data = relay.get();
+      response_body.size = relay_buffer_size;
+      conn->stream.expires_after(settings.timeout);
+      auto [rec, rn] =
+          co_await http::async_read_some(conn->stream, conn->buffer, *response_reader, use_tuple);
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) {
+        if (!head_sent) {
+          count_upstream_error(is_timeout(rec) ? upstream_error::timeout : upstream_error::reset);
+          co_await fail(502, "bad_gateway", "Upstream reset the connection or sent an invalid response");
+          co_return;
+        }
+        // Too late for an error response: the client sees the connection end early.
+        out.keep_alive = false;
+        co_return;
+      }
+      const auto produced = relay_buffer_size - response_body.size;
+      response_body.data = produced ? relay.get() : nullptr;
+      response_body.size = produced;
+      response_body.more = !response_reader->is_done();
+      if (produced > 0) break;
     }
-    const auto produced = relay_buffer_size - response_body.size;
-    if (produced == 0 && !response_reader->is_done()) continue;
-    response_body.data = produced ? relay.get() : nullptr;
-    response_body.size = produced;
-    response_body.more = !response_reader->is_done();
     stream_.expires_after(server.idle_timeout);
     auto [wec, wn] = co_await http::async_write(stream_, response_writer, use_tuple);
     if (wec == http::error::need_buffer) wec = {};
@@ -630,18 +618,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       out.keep_alive = false;
       co_return;
     }
-  }
-  if (!response_writer.is_done()) {
-    response_body.data = nullptr;
-    response_body.size = 0;
-    response_body.more = false;
-    stream_.expires_after(server.idle_timeout);
-    auto [wec, wn] = co_await http::async_write(stream_, response_writer, use_tuple);
-    out.bytes_out += wn;
-    if (wec) {
-      out.keep_alive = false;
-      co_return;
-    }
+    if (response_writer.is_done()) break;
   }
 
   if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0)

@@ -20,9 +20,22 @@ namespace gw::proxy {
 struct upstream_connection {
   explicit upstream_connection(boost::asio::io_context& io) : stream(io) {}
 
+  // "host:port" of the server, for the access log; formatted once per connection.
+  const std::string& label() {
+    if (label_.empty()) {
+      const auto address = server.address();
+      label_ = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+               std::to_string(server.port());
+    }
+    return label_;
+  }
+
   boost::beast::tcp_stream stream;
   boost::beast::flat_buffer buffer;
   boost::asio::ip::tcp::endpoint server;
+
+ private:
+  std::string label_;
 };
 
 class upstream_pool {

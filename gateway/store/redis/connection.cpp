@@ -74,6 +74,7 @@ void connection::connect() {
   boost::system::error_code ec;
   socket_.assign(ctx_->c.fd, ec);
   state_ = state::connecting;
+  handshake_refused_ = false;
   connect_deadline_ = clock::now() + settings_.connect_timeout;
 
   // The handshake goes first in the output buffer; commands issued meanwhile queue behind it.
@@ -296,9 +297,12 @@ void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   auto* c = static_cast<connection*>(ctx->data);
   auto* p = static_cast<pending*>(privdata);
   if (!c->in_flight_.empty() && c->in_flight_.front() == p) c->in_flight_.pop_front();
+  // After a refused handshake (wrong password), what Redis says to the commands queued behind
+  // it ("NOAUTH ...") is about the connection, not an answer to them.
+  const bool answered = reply && !c->handshake_refused_;
   if (!p->finished)
-    c->finish(*p, reply ? error_kind::none : error_kind::connection,
-              static_cast<const redisReply*>(reply));
+    c->finish(*p, answered ? error_kind::none : error_kind::connection,
+              answered ? static_cast<const redisReply*>(reply) : nullptr);
   delete p;
 }
 
@@ -306,7 +310,10 @@ void connection::on_handshake_reply(redisAsyncContext* ctx, void* reply, void* /
   auto* c = static_cast<connection*>(ctx->data);
   const auto* r = static_cast<const redisReply*>(reply);
   if (!r) return;  // the context is going away; on_disconnect or drop() handles the state
+  // Refused once, the connection is dropped: what the rest of the handshake gets changes nothing.
+  if (c->handshake_refused_) return;
   if (r->type == REDIS_REPLY_ERROR) {
+    c->handshake_refused_ = true;
     spdlog::error("redis {}:{}: handshake refused: {}", c->settings_.host, c->settings_.port,
                   std::string_view{r->str, r->len});
     // Not from inside hiredis: drop the connection from the event loop.

@@ -109,6 +109,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool read_armed_ = false, write_armed_ = false;
   bool timer_armed_ = false;
   std::size_t handshake_left_ = 0;
+  bool handshake_refused_ = false;  // on this context: what follows fails as a connection error
   std::chrono::steady_clock::time_point connect_deadline_{};
   std::chrono::milliseconds backoff_{100};
   std::deque<pending*> in_flight_;  // in reply order
