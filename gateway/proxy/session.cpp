@@ -426,7 +426,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   std::unique_ptr<char[]> relay;
   bool piece_pending = false;
   if (has_body) {
-    relay = std::make_unique<char[]>(relay_buffer_size);
+    relay = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     // Beast reads no more than the buffer's spare capacity per call: give it room for bodies.
     buffer_.reserve(relay_buffer_size);
     if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
@@ -578,7 +578,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   auto& response_body = res.body();
   http::response_serializer<http::buffer_body> response_writer{res};
   if (response_has_body) {
-    if (!relay) relay = std::make_unique<char[]>(relay_buffer_size);
+    if (!relay) relay = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     conn->buffer.reserve(relay_buffer_size);
   }
   // Each write carries what the upstream has sent so far; the first also carries the head, so a
