@@ -42,15 +42,19 @@ std::vector<int> burst_of(std::uint16_t port, int count, const std::string& targ
   std::vector<std::thread> threads;
   for (int i = 0; i < count; ++i)
     threads.emplace_back([&, i] {
+      bool arrived = false;
       try {
         client_connection c{port};
         std::string raw = "GET " + target + " HTTP/1.1\r\nHost: x\r\n";
         for (const auto& [k, v] : headers) raw += k + ": " + v + "\r\n";
         raw += "\r\n";
+        arrived = true;
         start.arrive_and_wait();
         c.send(raw);
         statuses[i] = c.read_reply().status;
       } catch (const std::exception&) {
+        // A thread that never reached the barrier must not leave the others waiting on it.
+        if (!arrived) start.arrive_and_drop();
         statuses[i] = -1;
       }
     });
