@@ -27,7 +27,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t relay_buffer_size = 32 * 1024;
+constexpr std::size_t relay_buffer_size = worker::relay_buffer_size;
 // A body this small is read and dropped after an early answer so the connection can stay open;
 // a larger one closes the connection instead.
 constexpr std::uint64_t discard_body_limit = 64 * 1024;
@@ -423,10 +423,10 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // The first piece of the body is read before any upstream is chosen, so that a body that is
   // broken from its first byte (a bad chunk size) is refused without reaching the upstream.
   auto& body = req.body();
-  std::unique_ptr<char[]> relay;
+  worker::relay_buffer relay{nullptr, {&worker_}};
   bool piece_pending = false;
   if (has_body) {
-    relay = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+    relay = worker_.take_relay_buffer();
     // Beast reads no more than the buffer's spare capacity per call: give it room for bodies.
     buffer_.reserve(relay_buffer_size);
     if (auto ec = co_await read_body_piece(parser, relay.get(), out)) {
@@ -447,7 +447,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   std::unique_ptr<upstream_connection> conn;
   bool reused = false;
   for (const auto& candidate : candidates) {
-    if ((conn = pool.take_idle(candidate))) {
+    // A bodiless request can be replayed if the connection turns out closed: no probe needed.
+    if ((conn = pool.take_idle(candidate, has_body))) {
       reused = true;
       break;
     }
@@ -578,7 +579,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   auto& response_body = res.body();
   http::response_serializer<http::buffer_body> response_writer{res};
   if (response_has_body) {
-    if (!relay) relay = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+    if (!relay) relay = worker_.take_relay_buffer();
     conn->buffer.reserve(relay_buffer_size);
   }
   // Each write carries what the upstream has sent so far; the first also carries the head, so a

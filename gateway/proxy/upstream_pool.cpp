@@ -26,13 +26,15 @@ std::vector<tcp::endpoint> upstream_pool::candidates(const resolved_upstream& up
   return healthy;
 }
 
-std::unique_ptr<upstream_connection> upstream_pool::take_idle(const tcp::endpoint& server) {
+std::unique_ptr<upstream_connection> upstream_pool::take_idle(const tcp::endpoint& server,
+                                                              bool probe) {
   auto state = servers_.find(server);
   if (state == servers_.end()) return nullptr;
   auto& idle = state->second.idle;
   while (!idle.empty()) {
     auto conn = std::move(idle.back());
     idle.pop_back();
+    if (!probe) return conn;
     // A peer that closed while the connection sat idle shows up as EOF (or stray bytes); such a
     // connection would fail the request, so it is dropped here instead.
     char byte;

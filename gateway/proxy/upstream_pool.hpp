@@ -47,8 +47,11 @@ class upstream_pool {
   std::vector<boost::asio::ip::tcp::endpoint> candidates(const resolved_upstream& upstream,
                                                          clock::time_point now);
 
-  // An idle connection to `server` that is still open, or null.
-  std::unique_ptr<upstream_connection> take_idle(const boost::asio::ip::tcp::endpoint& server);
+  // An idle connection to `server`, or null. With `probe`, one the upstream has closed meanwhile
+  // is noticed (a non-blocking peek, one syscall) and dropped; without, the caller must be able
+  // to retry on a fresh connection, as it can for a request without a body.
+  std::unique_ptr<upstream_connection> take_idle(const boost::asio::ip::tcp::endpoint& server,
+                                                 bool probe);
   void give_back(std::unique_ptr<upstream_connection> conn, std::size_t max_idle);
 
   void record_connect_failure(const boost::asio::ip::tcp::endpoint& server,

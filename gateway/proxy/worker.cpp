@@ -83,6 +83,23 @@ std::string worker::next_request_id() {
   return id;
 }
 
+worker::relay_buffer worker::take_relay_buffer() {
+  if (spare_relay_buffers_.empty())
+    return relay_buffer{std::make_unique_for_overwrite<char[]>(relay_buffer_size).release(),
+                        relay_buffer_deleter{this}};
+  auto buffer = std::move(spare_relay_buffers_.back());
+  spare_relay_buffers_.pop_back();
+  return relay_buffer{buffer.release(), relay_buffer_deleter{this}};
+}
+
+void worker::recycle(char* buffer) {
+  // Keep a few for the next requests; more than that is memory a quiet worker does not need.
+  if (spare_relay_buffers_.size() < 64)
+    spare_relay_buffers_.emplace_back(buffer);
+  else
+    delete[] buffer;
+}
+
 void worker::add(session* s) {
   sessions_.insert(s);
   session_count_.store(sessions_.size(), std::memory_order_relaxed);

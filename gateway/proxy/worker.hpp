@@ -66,6 +66,16 @@ class worker {
   store::store& limits_store() { return *store_; }
   limit::over_limit_cache& over_limit() { return over_limit_; }
   bool metrics_on() const { return metrics_on_; }
+
+  // Body relay buffers, recycled within the worker: a fresh 32 KiB allocation per request makes
+  // malloc grow and trim its heap over and over.
+  static constexpr std::size_t relay_buffer_size = 32 * 1024;
+  struct relay_buffer_deleter {
+    worker* owner;
+    void operator()(char* p) const { owner->recycle(p); }
+  };
+  using relay_buffer = std::unique_ptr<char[], relay_buffer_deleter>;
+  relay_buffer take_relay_buffer();
   std::size_t slot() const { return index_; }  // this worker's slot in every metric series
   access_log& log() { return *log_; }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
@@ -75,6 +85,7 @@ class worker {
 
  private:
   boost::asio::awaitable<void> accept_loop();
+  void recycle(char* buffer);
 
   // Redis client events -> this worker's metric slots.
   class store_observer final : public store::store_events {
@@ -104,6 +115,7 @@ class worker {
   std::unique_ptr<access_log> log_;
   std::unordered_set<session*> sessions_;
   std::atomic<std::size_t> session_count_{0};
+  std::vector<std::unique_ptr<char[]>> spare_relay_buffers_;
   std::mt19937_64 random_;
   std::uint64_t request_counter_ = 0;
 };
