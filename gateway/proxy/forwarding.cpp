@@ -55,6 +55,38 @@ void prepare_downstream_head(http::response_header<>& head) {
   head.version(11);
 }
 
+namespace {
+
+void append_fields(const http::fields& fields, std::string& out) {
+  for (const auto& field : fields) {
+    out.append(field.name_string());
+    out += ": ";
+    out.append(field.value());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+}  // namespace
+
+void serialize_head(const http::request_header<>& head, std::string& out) {
+  out.append(head.method_string());
+  out += ' ';
+  out.append(head.target());
+  out += head.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+  append_fields(head, out);
+}
+
+void serialize_head(const http::response_header<>& head, std::string& out) {
+  out += head.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(head.result_int());
+  out += ' ';
+  const auto reason = head.reason();
+  out.append(reason.empty() ? http::obsolete_reason(head.result()) : reason);
+  out += "\r\n";
+  append_fields(head, out);
+}
+
 void append_json_escaped(std::string& out, std::string_view s) {
   for (const char c : s) {
     switch (c) {

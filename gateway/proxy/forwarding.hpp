@@ -26,6 +26,11 @@ void prepare_upstream_head(boost::beast::http::request_header<>& head, const for
 // Rewrites an upstream response head for the client.
 void prepare_downstream_head(boost::beast::http::response_header<>& head);
 
+// A head as it goes on the wire (start line, fields, empty line), appended to `out`. The proxy
+// writes heads itself: Beast's serializer costs more than the rest of a small request.
+void serialize_head(const boost::beast::http::request_header<>& head, std::string& out);
+void serialize_head(const boost::beast::http::response_header<>& head, std::string& out);
+
 // {"error":"...","message":"..."} (SPEC 6); extra_fields are inserted verbatim before the brace.
 std::string error_json(std::string_view error, std::string_view message,
                        std::string_view extra_fields = {});

@@ -9,11 +9,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <cstdio>
+#include <span>
+#include <tuple>
 #include <memory>
 #include <optional>
 
@@ -85,6 +87,29 @@ class request_view final : public limit::request_facts {
   std::optional<std::string> api_key_sha256_;
   const config::consumer* consumer_;
 };
+
+// Writes `head` (then empties it) and one piece of body in a single write, the piece framed as a
+// chunk when `chunked`, followed by the terminating chunk when `last`.
+asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
+    beast::tcp_stream& stream, std::string& head, const char* data, std::size_t size, bool chunked,
+    bool last) {
+  char size_line[24];
+  std::array<asio::const_buffer, 5> buffers;
+  std::size_t count = 0;
+  if (!head.empty()) buffers[count++] = asio::buffer(head);
+  if (chunked && size > 0) {
+    const int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", size);
+    buffers[count++] = asio::buffer(size_line, static_cast<std::size_t>(n));
+  }
+  if (size > 0) buffers[count++] = asio::buffer(data, size);
+  if (chunked && size > 0) buffers[count++] = asio::buffer("\r\n", 2);
+  if (chunked && last) buffers[count++] = asio::buffer("0\r\n\r\n", 5);
+  if (count == 0) co_return std::tuple{beast::error_code{}, std::size_t{0}};
+  auto result = co_await asio::async_write(
+      stream, std::span<const asio::const_buffer>{buffers.data(), count}, use_tuple);
+  head.clear();
+  co_return result;
+}
 
 }  // namespace
 
@@ -472,20 +497,17 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   }
   out.upstream = conn->label();
 
-  std::optional<http::request_serializer<http::buffer_body>> request_writer;
   std::optional<http::response_parser<http::buffer_body>> response_reader;
+  std::string head;
+  const bool chunked_upstream = req.chunked();
   const auto sent_at = clock::now();
 
   // Send the head and the body, then read the response head. A bodiless request that failed on
   // a reused connection before any response byte is retried once on a fresh connection: the
   // upstream may have closed the idle connection just as we picked it.
   for (int attempt = 0;; ++attempt) {
-    request_writer.emplace(req);
-    if (!has_body) {
-      body.data = nullptr;
-      body.size = 0;
-      body.more = false;
-    }
+    head.clear();
+    serialize_head(req, head);
     // The head leaves together with the first piece of the body (or alone): one write.
     beast::error_code upstream_ec;
     for (;;) {
@@ -496,11 +518,13 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
         }
       }
       piece_pending = false;
+      const bool last = !has_body || parser.is_done();
       conn->stream.expires_after(settings.timeout);
-      auto [wec, wn] = co_await http::async_write(conn->stream, *request_writer, use_tuple);
-      if (wec == http::error::need_buffer) wec = {};
+      auto [wec, wn] = co_await write_piece(conn->stream, head, relay.get(),
+                                            has_body ? body.size : 0, chunked_upstream,
+                                            has_body && last);
       upstream_ec = wec;
-      if (upstream_ec || request_writer->is_done()) break;
+      if (upstream_ec || last) break;
     }
 
     // The response head; interim 1xx responses are consumed (the gateway answered
@@ -577,7 +601,9 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   out.keep_alive = keep_alive;
 
   auto& response_body = res.body();
-  http::response_serializer<http::buffer_body> response_writer{res};
+  const bool chunked_down = response_has_body && res.chunked();
+  head.clear();
+  serialize_head(res, head);
   if (response_has_body) {
     if (!relay) relay = worker_.take_relay_buffer();
     conn->buffer.reserve(relay_buffer_size);
@@ -585,9 +611,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // Each write carries what the upstream has sent so far; the first also carries the head, so a
   // small response (usually read whole with its head) leaves in a single write.
   for (bool head_sent = false;; head_sent = true) {
-    response_body.data = nullptr;
-    response_body.size = 0;
-    response_body.more = false;
+    std::size_t produced = 0;
     while (!response_reader->is_done()) {
       response_body.data = relay.get();
       response_body.size = relay_buffer_size;
@@ -605,21 +629,19 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
         out.keep_alive = false;
         co_return;
       }
-      const auto produced = relay_buffer_size - response_body.size;
-      response_body.data = produced ? relay.get() : nullptr;
-      response_body.size = produced;
-      response_body.more = !response_reader->is_done();
+      produced = relay_buffer_size - response_body.size;
       if (produced > 0) break;
     }
+    const bool last = response_reader->is_done();
     stream_.expires_after(server.idle_timeout);
-    auto [wec, wn] = co_await http::async_write(stream_, response_writer, use_tuple);
-    if (wec == http::error::need_buffer) wec = {};
+    auto [wec, wn] = co_await write_piece(stream_, head, relay.get(), produced, chunked_down,
+                                          chunked_down && last);
     out.bytes_out += wn;
     if (wec) {
       out.keep_alive = false;
       co_return;
     }
-    if (response_writer.is_done()) break;
+    if (last) break;
   }
 
   if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0)
@@ -669,15 +691,30 @@ asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view 
 
 asio::awaitable<std::size_t> session::respond(unsigned status, std::string json, bool keep_alive,
                                               const limit::header_list* extra_headers) {
-  http::response<http::string_body> res{static_cast<http::status>(status), 11};
-  res.set(http::field::content_type, "application/json");
-  if (extra_headers)
-    for (const auto& [name, value] : *extra_headers) res.set(name, value);
-  res.body() = std::move(json);
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
+  // Written by hand into one buffer: the gateway's own answers (429s above all) are on a hot
+  // path, and Beast's serializer walks its header list through several buffer-sequence layers.
+  std::string out;
+  out.reserve(256 + json.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += http::obsolete_reason(static_cast<http::status>(status));
+  out += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out += std::to_string(json.size());
+  out += "\r\n";
+  if (extra_headers) {
+    for (const auto& [name, value] : *extra_headers) {
+      out += name;
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    }
+  }
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += json;
   stream_.expires_after(worker_.current()->config().server.idle_timeout);
-  auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out), use_tuple);
   co_return n;
 }
 

@@ -13,7 +13,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 
 namespace gw::proxy {
 
@@ -76,10 +75,11 @@ void worker::post_drain() {
 
 std::string worker::next_request_id() {
   // Random per worker and process, a counter within: unique without coordination.
-  char id[33];
-  std::snprintf(id, sizeof id, "%016llx%016llx",
-                static_cast<unsigned long long>(random_()),
-                static_cast<unsigned long long>(++request_counter_ ^ (std::uint64_t{index_} << 56)));
+  static constexpr char hex[] = "0123456789abcdef";
+  const std::uint64_t parts[2] = {random_(), ++request_counter_ ^ (std::uint64_t{index_} << 56)};
+  std::string id(32, '0');
+  for (int p = 0; p < 2; ++p)
+    for (int i = 0; i < 16; ++i) id[p * 16 + i] = hex[(parts[p] >> (60 - 4 * i)) & 0xf];
   return id;
 }
 
