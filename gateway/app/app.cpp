@@ -182,7 +182,7 @@ class application {
     if (shared_.draining.exchange(true)) return;
     spdlog::info("draining: finishing in-flight requests for up to {} ms",
                  config_->server.drain_timeout.count());
-    admin_.close();
+    // The admin listener stays up: load balancers should read 503 on /readyz, not a refusal.
     signals_.cancel();
     for (auto& w : workers_) w->post_drain();
     drain_deadline_ = std::chrono::steady_clock::now() + config_->server.drain_timeout;

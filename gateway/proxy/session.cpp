@@ -279,9 +279,10 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   for (auto [it, end] = req.equal_range(cfg.identity.forwarded_header);
        it != end && forwarded_lines < forwarded.size(); ++it)
     forwarded[forwarded_lines++] = it->value();
-  client_ip = snap->client_ips()
-                  .resolve(peer_address_, std::span{forwarded.data(), forwarded_lines})
-                  .to_string();
+  const auto client_address =
+      snap->client_ips().resolve(peer_address_, std::span{forwarded.data(), forwarded_lines});
+  // Usually the peer itself, whose text the session already has.
+  client_ip = client_address == peer_address_ ? peer_ip_ : client_address.to_string();
   std::optional<std::string> key_hash;
   const config::consumer* consumer = nullptr;
   if (auto it = req.find(cfg.identity.api_key_header); it != req.end() && !it->value().empty()) {

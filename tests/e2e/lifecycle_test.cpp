@@ -137,7 +137,16 @@ TEST(drain, sigterm_finishes_the_request_in_flight_then_exits_zero) {
     return request(ports.listen, "GET", "/slow?ms=1000");
   });
   while (upstream.request_count() < 2) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(request(ports.admin, "GET", "/readyz").status, 200);
   gateway.send_signal(SIGTERM);
+  // Draining: not ready any more, while the request in flight goes on.
+  const auto readiness_deadline = std::chrono::steady_clock::now() + 2s;
+  int readiness = 200;
+  while (readiness == 200 && std::chrono::steady_clock::now() < readiness_deadline) {
+    readiness = request(ports.admin, "GET", "/readyz").status;
+    if (readiness == 200) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(readiness, 503);
 
   const auto reply = in_flight.get();
   EXPECT_EQ(reply.status, 200);
