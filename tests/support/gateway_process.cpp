@@ -1,15 +1,12 @@
 // Starting, watching and stopping the gateway process; every wait polls against a deadline.
 #include "support/gateway_process.hpp"
 
+#include "support/child_process.hpp"
 #include "support/http_client.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,107 +82,6 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-int open_or_throw(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("open " + path + ": " + error_text(errno));
-  return fd;
-}
-
-// Starts argv[0] with stdin on /dev/null and stdout, stderr into the given files. fork + exec
-// rather than posix_spawn for the child-side setup below.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
-  int in_fd = open_or_throw("/dev/null", O_RDONLY);
-  int out_fd = open_or_throw(out_path, O_WRONLY | O_CREAT | O_TRUNC);
-  int err_fd = open_or_throw(err_path, O_WRONLY | O_CREAT | O_TRUNC);
-  int exec_status[2];
-  if (::pipe2(exec_status, O_CLOEXEC) != 0) throw std::runtime_error("pipe2: " + error_text(errno));
-
-  std::vector<char*> args;
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec: other threads of the test may hold locks.
-    // Die with the test, so that a crashed test leaves no gateway holding its ports.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(in_fd, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    int status_fd = exec_status[1];
-    if (status_fd != 3) status_fd = ::dup3(status_fd, 3, O_CLOEXEC);
-    // Asio does not mark its sockets close-on-exec: a gateway inheriting the test upstream's
-    // sockets would keep connections open that the test closed.
-    if (::syscall(SYS_close_range, 4u, ~0u, 0u) != 0) {
-      for (int fd = 4; fd < 65536; ++fd) ::close(fd);
-    }
-    // A signal the test blocked or ignored would stay so across exec and break SIGHUP/SIGTERM.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    ::execv(args[0], args.data());
-    int error = errno;
-    if (::write(status_fd, &error, sizeof error) < 0) ::_exit(126);
-    ::_exit(127);
-  }
-  int fork_error = errno;
-  ::close(in_fd);
-  ::close(out_fd);
-  ::close(err_fd);
-  ::close(exec_status[1]);
-  if (pid < 0) {
-    ::close(exec_status[0]);
-    throw std::runtime_error("fork: " + error_text(fork_error));
-  }
-  // The pipe closes on a successful exec; an errno arrives if exec failed.
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_status[0], &exec_error, sizeof exec_error);
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_status[0]);
-  if (got == static_cast<ssize_t>(sizeof exec_error)) {
-    int ignored;
-    ::waitpid(pid, &ignored, 0);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + error_text(exec_error));
-  }
-  return pid;
-}
-
-int decode_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1;
-}
-
-// Reaps without blocking; the exit code once the process is gone.
-std::optional<int> try_reap(pid_t pid) {
-  int status = 0;
-  pid_t reaped;
-  do {
-    reaped = ::waitpid(pid, &status, WNOHANG);
-  } while (reaped < 0 && errno == EINTR);
-  if (reaped == pid) return decode_status(status);
-  if (reaped < 0)
-    throw std::runtime_error("waitpid " + std::to_string(pid) + ": " + error_text(errno));
-  return std::nullopt;
-}
-
-std::optional<int> reap_within(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    if (auto code = try_reap(pid)) return code;
-    if (clock_type::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(poll_interval);
-  }
-}
-
 bool wait_for_text(const std::string& path, std::string_view needle,
                    std::chrono::milliseconds timeout) {
   auto deadline = clock_type::now() + timeout;
@@ -224,14 +120,7 @@ gateway_process::gateway_process(std::string binary, std::string yaml,
 }
 
 gateway_process::~gateway_process() {
-  if (pid_ > 0 && !exit_code_) {
-    ::kill(pid_, SIGKILL);
-    try {
-      reap_within(pid_, 10s);
-    } catch (const std::exception&) {
-      // Nothing more to do for a child we cannot reap; never throw from a destructor.
-    }
-  }
+  if (pid_ > 0 && !exit_code_) kill_and_reap(pid_);
   remove_dir(dir_);
 }
 
@@ -314,8 +203,7 @@ run_result run_gateway(std::string binary, std::vector<std::string> args,
   pid_t pid = spawn(argv, dir + "/stdout.log", dir + "/stderr.log");
   auto code = reap_within(pid, timeout);
   if (!code) {
-    ::kill(pid, SIGKILL);
-    reap_within(pid, 10s);
+    kill_and_reap(pid);
     throw std::runtime_error("gateway did not exit within " + std::to_string(timeout.count()) +
                              " ms; stdout:\n" + read_file(dir + "/stdout.log") + "\nstderr:\n" +
                              read_file(dir + "/stderr.log"));

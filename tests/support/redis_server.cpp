@@ -1,15 +1,12 @@
 // Starting, probing and stopping redis-server for the integration tests (see redis_server.hpp).
 #include "support/redis_server.hpp"
 
+#include "support/child_process.hpp"
 #include "support/gateway_process.hpp"
 
 #include <hiredis/hiredis.h>
 
-#include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +19,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace gw::test {
 
@@ -67,94 +65,6 @@ std::string read_file(const std::string& path) {
   std::ostringstream text;
   text << file.rdbuf();
   return text.str();
-}
-
-int decode_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1;
-}
-
-std::optional<int> try_reap(pid_t pid) {
-  int status = 0;
-  pid_t reaped;
-  do {
-    reaped = ::waitpid(pid, &status, WNOHANG);
-  } while (reaped < 0 && errno == EINTR);
-  if (reaped == pid) return decode_status(status);
-  if (reaped < 0) return -1;  // not our child any more: nothing to wait for
-  return std::nullopt;
-}
-
-std::optional<int> reap_within(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = clock_type::now() + timeout;
-  for (;;) {
-    if (auto code = try_reap(pid)) return code;
-    if (clock_type::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(poll_interval);
-  }
-}
-
-// Starts argv[0] with stdin on /dev/null and stdout, stderr appended to `log_path` (so that a
-// restart keeps the earlier log). Throws if exec fails.
-pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log_path) {
-  int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  int exec_status[2] = {-1, -1};
-  if (in_fd < 0 || log_fd < 0 || ::pipe2(exec_status, O_CLOEXEC) != 0) {
-    int error = errno;
-    for (int fd : {in_fd, log_fd}) if (fd >= 0) ::close(fd);
-    throw std::runtime_error("cannot set up redis-server's files: " + error_text(error));
-  }
-
-  std::vector<char*> args;
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec. Die with the test: no server left on its port.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(in_fd, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    int status_fd = exec_status[1];
-    if (status_fd != 3) status_fd = ::dup3(status_fd, 3, O_CLOEXEC);
-    if (::syscall(SYS_close_range, 4u, ~0u, 0u) != 0) {
-      for (int fd = 4; fd < 65536; ++fd) ::close(fd);
-    }
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    ::execv(args[0], args.data());
-    int error = errno;
-    if (::write(status_fd, &error, sizeof error) < 0) ::_exit(126);
-    ::_exit(127);
-  }
-  int fork_error = errno;
-  ::close(in_fd);
-  ::close(log_fd);
-  ::close(exec_status[1]);
-  if (pid < 0) {
-    ::close(exec_status[0]);
-    throw std::runtime_error("fork: " + error_text(fork_error));
-  }
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_status[0], &exec_error, sizeof exec_error);
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_status[0]);
-  if (got == static_cast<ssize_t>(sizeof exec_error)) {
-    reap_within(pid, 10s);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + error_text(exec_error));
-  }
-  return pid;
 }
 
 std::string reply_text(const redisReply* r) {
@@ -208,11 +118,7 @@ redis_server::redis_server(redis_options options)
       return;
     } catch (const std::exception&) {
       bool port_taken = log_text().find("Address already in use") != std::string::npos;
-      if (pid_ > 0) {
-        ::kill(pid_, SIGKILL);
-        reap_within(pid_, 10s);
-        pid_ = -1;
-      }
+      kill_and_reap(std::exchange(pid_, -1));
       if (!port_taken || attempt == 3) {
         if (!std::getenv("GW_TEST_KEEP_TMP")) {
           std::error_code ignored;
@@ -226,10 +132,7 @@ redis_server::redis_server(redis_options options)
 
 redis_server::~redis_server() {
   context_.reset();
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    reap_within(pid_, 10s);
-  }
+  kill_and_reap(pid_);
   if (!std::getenv("GW_TEST_KEEP_TMP")) {
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
@@ -247,7 +150,9 @@ void redis_server::spawn() {
     argv.push_back(options_.password);
   }
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-  pid_ = spawn_process(argv, dir_ + "/redis.log");
+  // stdout and stderr appended to one log, so that a restart keeps the earlier one.
+  const std::string log = dir_ + "/redis.log";
+  pid_ = gw::test::spawn(argv, log, log, output_mode::append);
 }
 
 void redis_server::wait_ready(std::chrono::milliseconds timeout) {
@@ -330,11 +235,8 @@ void redis_server::stop(std::chrono::milliseconds timeout) {
   disconnect();
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
-  if (!reap_within(pid_, timeout)) {
-    ::kill(pid_, SIGKILL);
-    reap_within(pid_, 10s);
-  }
-  pid_ = -1;
+  const pid_t pid = std::exchange(pid_, -1);
+  if (!reap_within(pid, timeout)) kill_and_reap(pid);
 }
 
 void redis_server::start() {
@@ -343,11 +245,7 @@ void redis_server::start() {
   try {
     wait_ready(ready_timeout);
   } catch (...) {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      reap_within(pid_, 10s);
-      pid_ = -1;
-    }
+    kill_and_reap(std::exchange(pid_, -1));
     throw;
   }
 }
