@@ -2,6 +2,7 @@
 #include "proxy/request_rules.hpp"
 
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 namespace gw::proxy {
 
+namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
 head_scanner::state head_scanner::scan(std::string_view data) {
@@ -37,13 +39,6 @@ head_scanner::state head_scanner::scan(std::string_view data) {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
@@ -102,9 +97,9 @@ std::optional<std::string_view> framing_problem(const http::request_header<>& he
     std::size_t chunked_count = 0;
     for (auto coding : codings) {
       last = coding;
-      if (iequals(coding, "chunked")) ++chunked_count;
+      if (beast::iequals(coding, "chunked")) ++chunked_count;
     }
-    if (!iequals(last, "chunked") || chunked_count != 1)
+    if (!beast::iequals(last, "chunked") || chunked_count != 1)
       return "Transfer-Encoding other than a final chunked";
     if (head.count(http::field::content_length) > 0)
       return "both Content-Length and Transfer-Encoding";

@@ -8,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -36,14 +37,6 @@ constexpr std::uint64_t discard_body_limit = 64 * 1024;
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 // The request as the limits see it.
 class request_view final : public limit::request_facts {
@@ -410,7 +403,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const bool is_head = req.method() == http::verb::head;
   const bool has_body = !parser.is_done();
   const bool expects_continue =
-      has_body && client_http11 && iequals(req[http::field::expect], "100-continue");
+      has_body && client_http11 && beast::iequals(req[http::field::expect], "100-continue");
   const auto content_length = parser.content_length();
   const bool chunked = parser.chunked();
 
@@ -723,7 +716,7 @@ asio::awaitable<bool> session::discard_body(request_parser& parser) {
   if (parser.is_done()) co_return true;
   const auto& req = parser.get();
   // With 100-continue the client waits for us before sending the body it never needs to send.
-  if (iequals(req[http::field::expect], "100-continue")) co_return false;
+  if (beast::iequals(req[http::field::expect], "100-continue")) co_return false;
   const auto length = parser.content_length();
   if (!length || *length > discard_body_limit) co_return false;
   std::array<char, 8192> sink;

@@ -33,6 +33,18 @@ double sample(const std::string& text, const std::string& series) {
 
 std::string scrape(std::uint16_t admin) { return request(admin, "GET", "/metrics").body; }
 
+// A request is counted just after its response is written, so a client can read the response
+// before the count moves: scrape until `series` shows `value` (or 5 s pass), then return that.
+std::string scrape_when(std::uint16_t admin, const std::string& series, double value) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  std::string m = scrape(admin);
+  while (sample(m, series) != value && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    m = scrape(admin);
+  }
+  return m;
+}
+
 bool have(const char* program) {
   return std::system((std::string{"command -v "} + program + " >/dev/null 2>&1").c_str()) == 0;
 }
@@ -74,7 +86,8 @@ class metrics_test : public ::testing::Test {
 
 TEST_F(metrics_test, counters_match_a_known_sequence_exactly) {
   run_sequence();
-  const auto m = scrape(ports_.admin);
+  const auto m = scrape_when(
+      ports_.admin, R"(gateway_requests_total{route="",code="404",decision="allowed"})", 1);
   EXPECT_EQ(sample(m, R"(gateway_requests_total{route="api",code="200",decision="allowed"})"), 2);
   EXPECT_EQ(sample(m, R"(gateway_requests_total{route="api",code="429",decision="limited"})"), 2);
   EXPECT_EQ(sample(m, R"(gateway_requests_total{route="dry",code="200",decision="allowed"})"), 1);
@@ -102,7 +115,8 @@ TEST_F(metrics_test, counters_match_a_known_sequence_exactly) {
 
 TEST_F(metrics_test, upstream_timeouts_and_reloads_are_counted) {
   EXPECT_EQ(request(ports_.listen, "GET", "/slow?ms=2000").status, 504);
-  auto m = scrape(ports_.admin);
+  auto m = scrape_when(ports_.admin,
+                       R"(gateway_requests_total{route="slow",code="504",decision="allowed"})", 1);
   EXPECT_EQ(sample(m, R"(gateway_upstream_errors_total{upstream="backend",kind="timeout"})"), 1);
 
   gateway_->write_config("server: [broken\n");
@@ -115,7 +129,10 @@ TEST_F(metrics_test, upstream_timeouts_and_reloads_are_counted) {
 TEST_F(metrics_test, promtool_accepts_the_exposition) {
   if (!have("promtool")) GTEST_SKIP() << "promtool not installed (scripts/install-deps test)";
   run_sequence();
-  const auto path = write_temp_file(scrape(ports_.admin), "metrics.txt");
+  const auto path = write_temp_file(
+      scrape_when(ports_.admin, R"(gateway_requests_total{route="",code="404",decision="allowed"})",
+                  1),
+      "metrics.txt");
   const auto rc = std::system(("promtool check metrics < " + path + " > " + path + ".out 2>&1").c_str());
   std::ifstream out{path + ".out"};
   const std::string report{std::istreambuf_iterator<char>{out}, {}};
