@@ -187,7 +187,8 @@ asio::awaitable<session::head_status> session::read_head(bool first) {
     }
     if (idle_ && worker_.draining()) co_return head_status::closed;
     stream_.expires_at(deadline);
-    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(16 * 1024), use_tuple);
+    // Small reads keep an idle connection cheap; a larger head grows the buffer as it comes.
+    auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(4096), use_tuple);
     if (ec) co_return head_status::closed;  // EOF, reset, drain or timeout: nothing to answer
     buffer_.commit(n);
   }
