@@ -56,6 +56,24 @@ TEST(verdict, admitted_legacy_headers_follow_the_limit_closest_to_exhaustion) {
   EXPECT_EQ(headers, expected);
 }
 
+TEST(verdict, bucket_algorithms_announce_their_burst_as_the_quota) {
+  config::limit a;
+  a.name = "public";
+  // 10 per second with bursts of 20: q=20 refilled over 2 s, so r never exceeds q.
+  const std::vector<limit::applied_limit> applied = {
+      {&a, {limit::algorithm::token_bucket, 10, 1 * s, 20, 1}}};
+  const std::vector<limit::decision> decisions = {{true, 19, 100'000, 0}};
+  const auto v = limit::judge(applied, decisions);
+  limit::header_list headers;
+  limit::render_headers(applied, decisions, v, true, true, headers);
+  const limit::header_list expected = {{"RateLimit-Policy", R"("public";q=20;w=2)"},
+                                       {"RateLimit", R"("public";r=19;t=1)"},
+                                       {"X-RateLimit-Limit", "20"},
+                                       {"X-RateLimit-Remaining", "19"},
+                                       {"X-RateLimit-Reset", "1"}};
+  EXPECT_EQ(headers, expected);
+}
+
 TEST(verdict, retry_after_is_never_zero) {
   config::limit a;
   a.name = "a";
