@@ -84,7 +84,7 @@ class request_view final : public limit::request_facts {
 // Writes `head` (then empties it) and one piece of body in a single write, the piece framed as a
 // chunk when `chunked`, followed by the terminating chunk when `last`.
 asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
-    beast::tcp_stream& stream, std::string& head, const char* data, std::size_t size, bool chunked,
+    timed_socket& stream, std::string& head, const char* data, std::size_t size, bool chunked,
     bool last) {
   char size_line[24];
   std::array<asio::const_buffer, 5> buffers;

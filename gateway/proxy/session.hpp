@@ -10,7 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include "proxy/timed_socket.hpp"
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
@@ -71,7 +71,7 @@ class session {
   boost::asio::awaitable<void> close_gracefully();
 
   worker& worker_;
-  boost::beast::tcp_stream stream_;
+  timed_socket stream_;
   boost::beast::flat_buffer buffer_;
   head_scanner scanner_;
   boost::asio::ip::address peer_address_;

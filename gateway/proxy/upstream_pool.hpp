@@ -7,7 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include "proxy/timed_socket.hpp"
 
 #include <chrono>
 #include <map>
@@ -30,7 +30,7 @@ struct upstream_connection {
     return label_;
   }
 
-  boost::beast::tcp_stream stream;
+  timed_socket stream;
   boost::beast::flat_buffer buffer;
   boost::asio::ip::tcp::endpoint server;
 
