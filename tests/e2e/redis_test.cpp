@@ -226,7 +226,8 @@ TEST(redis_failures, redis_stopped_mid_traffic_fails_open_or_closed_fast_and_com
   gateway_process gateway{gateway_binary(),
                           redis_config(ports, upstream.port(), redis.port(), failure_routes)};
   gateway.wait_ready(ports.admin);
-  EXPECT_EQ(readyz(ports.admin), 200);
+  // Ready once every worker's connection has finished its handshake (AUTH, SCRIPT LOAD).
+  EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 200; }, 5s));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(request(ports.listen, "GET", "/tight").status, 200);
   EXPECT_EQ(request(ports.listen, "GET", "/tight").status, 429);
 
@@ -308,6 +309,7 @@ TEST(redis_failures, a_paused_redis_costs_at_most_command_timeout_per_request) {
   gateway_process gateway{gateway_binary(),
                           redis_config(ports, upstream.port(), redis.port(), failure_routes)};
   gateway.wait_ready(ports.admin);
+  EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 200; }, 5s));
   EXPECT_EQ(request(ports.listen, "GET", "/closed").status, 200);
 
   // Shorter than the 2 s after which missing replies drop the connection: every request waits
@@ -379,6 +381,7 @@ TEST(redis_password, read_from_password_env_and_required_to_start) {
     gateway_process gateway{gateway_binary(), redis_config(ports, upstream.port(), redis.port(),
                                                            routes, with_password)};
     gateway.wait_ready(ports.admin);
+    EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 200; }, 5s));
     // Fail closed: a 200 means Redis answered, so the password was accepted.
     for (int i = 0; i < 3; ++i) EXPECT_EQ(request(ports.listen, "GET", "/x").status, 200) << i;
     EXPECT_EQ(request(ports.listen, "GET", "/x").status, 429);
