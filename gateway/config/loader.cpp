@@ -2,12 +2,13 @@
 // One function per section (and per route) so that later sections slot in beside the others.
 #include "config/loader.hpp"
 
+#include "config/key_hash.hpp"
+
 #include "config/units.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -196,22 +197,6 @@ bool is_environment_name(std::string_view text) {
 bool is_sha256_hex(std::string_view text) {
   return text.size() == 64 &&
          std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
-}
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error{"SHA-256 is not available from OpenSSL"};
-  }
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * length);
-  for (unsigned i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xf];
-  }
-  return out;
 }
 
 bool takes_burst(limit_algorithm a) {

@@ -9,9 +9,6 @@
 
 namespace gw::identity {
 
-// Lower-case hex SHA-256 of `data`.
-std::string sha256_hex(std::string_view data);
-
 class consumer_directory {
  public:
   explicit consumer_directory(const std::vector<config::consumer>& consumers);

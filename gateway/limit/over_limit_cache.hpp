@@ -21,7 +21,6 @@ class over_limit_cache {
   std::optional<decision> lookup(std::string_view key, micros now);
   void remember(std::string_view key, micros now, const decision& rejected);
 
-  std::size_t size() const { return until_.size(); }
 
  private:
   std::size_t capacity_;

@@ -1,7 +1,7 @@
 // Planning a request's limit checks (see route_limits.hpp).
 #include "limit/route_limits.hpp"
 
-#include "identity/consumers.hpp"
+#include "config/key_hash.hpp"
 
 namespace gw::limit {
 
@@ -33,7 +33,7 @@ bool override_matches(const config::limit_override& o, const request_facts& r) {
 }  // namespace
 
 std::string secret_digest(std::string_view value) {
-  return identity::sha256_hex(value).substr(0, 16);
+  return config::sha256_hex(value).substr(0, 16);
 }
 
 route_limits::route_limits(const config::route& route, std::string key_prefix)

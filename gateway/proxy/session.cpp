@@ -1,6 +1,7 @@
 // The downstream session: the whole request path, top to bottom (see session.hpp).
 #include "proxy/session.hpp"
 
+#include "config/key_hash.hpp"
 #include "identity/consumers.hpp"
 #include "limit/verdict.hpp"
 #include "proxy/forwarding.hpp"
@@ -280,7 +281,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   std::optional<std::string> key_hash;
   const config::consumer* consumer = nullptr;
   if (auto it = req.find(cfg.identity.api_key_header); it != req.end() && !it->value().empty()) {
-    key_hash = identity::sha256_hex(it->value());
+    key_hash = config::sha256_hex(it->value());
     consumer = snap->consumers().find(*key_hash);
   }
   if (route.auth == config::auth_mode::required && !consumer) {
@@ -291,8 +292,8 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
     co_return log_and_return();
   }
 
-  std::string query;
-  if (query_at != std::string_view::npos) query = std::string{target.substr(query_at + 1)};
+  std::string_view query;
+  if (query_at != std::string_view::npos) query = target.substr(query_at + 1);
   limit::header_list rate_headers;
   const auto& limits = snap->limits_of(*route_index);
   if (!limits.empty()) {

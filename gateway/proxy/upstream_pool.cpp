@@ -67,10 +67,4 @@ void upstream_pool::record_connect_success(const tcp::endpoint& server) {
   servers_[server].consecutive_failures = 0;
 }
 
-std::size_t upstream_pool::idle_count() const {
-  std::size_t n = 0;
-  for (const auto& [_, state] : servers_) n += state.idle.size();
-  return n;
-}
-
 }  // namespace gw::proxy

@@ -58,7 +58,6 @@ class upstream_pool {
                               const config::upstream& settings, clock::time_point now);
   void record_connect_success(const boost::asio::ip::tcp::endpoint& server);
 
-  std::size_t idle_count() const;
   void clear() { servers_.clear(); }
 
  private:
