@@ -108,6 +108,10 @@ registry::registry(std::size_t slots) : slots_(std::max<std::size_t>(1, slots)) 
   setup(redis_batch_, "gateway_redis_batch_commands", "Commands per socket write to Redis", {});
   redis_batch_.is_histogram = true;
   redis_batch_.bounds = batch_buckets;
+  setup(redis_batch_checks_, "gateway_redis_batch_checks",
+        "Limit checks per socket write to Redis (one EVALSHA carries many)", {});
+  redis_batch_checks_.is_histogram = true;
+  redis_batch_checks_.bounds = batch_buckets;
   setup(upstream_requests_, "gateway_upstream_requests_total",
         "Responses from upstreams, by status code", {"upstream", "code"});
   setup(upstream_duration_, "gateway_upstream_duration_seconds",
@@ -155,6 +159,7 @@ counter* registry::store_errors(std::string_view backend, std::string_view kind)
   return counter_of(store_errors_, {std::string{backend}, std::string{kind}});
 }
 histogram* registry::redis_batch_commands() { return histogram_of(redis_batch_, {}); }
+histogram* registry::redis_batch_checks() { return histogram_of(redis_batch_checks_, {}); }
 counter* registry::upstream_requests(std::string_view upstream, unsigned code) {
   return counter_of(upstream_requests_, {std::string{upstream}, std::to_string(code)});
 }
@@ -240,7 +245,8 @@ std::string registry::render() const {
     for (const family* f :
          {&requests_, &request_duration_, &ratelimit_checks_, &ratelimit_failures_,
           &local_cache_hits_, &store_duration_, &store_errors_, &redis_batch_,
-          &upstream_requests_, &upstream_duration_, &upstream_errors_, &config_reloads_}) {
+          &redis_batch_checks_, &upstream_requests_, &upstream_duration_, &upstream_errors_,
+          &config_reloads_}) {
       MetricFamily out{f->name, f->help, f->is_histogram ? MetricType::Histogram : MetricType::Counter, {}};
       auto labels_of = [&](const label_values& values) {
         std::vector<ClientMetric::Label> labels;

@@ -26,7 +26,8 @@ inline constexpr std::array<double, 17> latency_buckets = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 // Commands per socket write to Redis.
-inline constexpr std::array<double, 9> batch_buckets = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+inline constexpr std::array<double, 11> batch_buckets = {1,  2,  4,   8,   16,  32,
+                                                         64, 128, 256, 512, 1024};
 
 namespace detail {
 struct alignas(64) counter_slot {
@@ -100,6 +101,7 @@ class registry {
   histogram* store_duration(std::string_view backend);
   counter* store_errors(std::string_view backend, std::string_view kind);
   histogram* redis_batch_commands();
+  histogram* redis_batch_checks();
   counter* upstream_requests(std::string_view upstream, unsigned code);
   histogram* upstream_duration(std::string_view upstream);
   counter* upstream_errors(std::string_view upstream, std::string_view kind);
@@ -127,7 +129,7 @@ class registry {
   std::size_t slots_;
   mutable std::mutex mutex_;  // resolution and scrapes only, never the request path
   family requests_, request_duration_, ratelimit_checks_, ratelimit_failures_, local_cache_hits_,
-      store_duration_, store_errors_, redis_batch_, upstream_requests_, upstream_duration_,
+      store_duration_, store_errors_, redis_batch_, redis_batch_checks_, upstream_requests_, upstream_duration_,
       upstream_errors_, config_reloads_;
   std::function<double()> connections_active_, memory_store_evictions_;
 };

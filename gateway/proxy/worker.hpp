@@ -90,14 +90,18 @@ class worker {
   // Redis client events -> this worker's metric slots.
   class store_observer final : public store::store_events {
    public:
-    store_observer(metrics::histogram* batch, std::size_t slot, bool on)
-        : batch_(batch), slot_(slot), on_(on) {}
-    void batch_written(std::size_t commands) override {
-      if (on_) batch_->observe(slot_, static_cast<double>(commands));
+    store_observer(metrics::histogram* commands, metrics::histogram* checks, std::size_t slot,
+                   bool on)
+        : commands_(commands), checks_(checks), slot_(slot), on_(on) {}
+    void batch_written(std::size_t commands, std::size_t checks) override {
+      if (!on_) return;
+      commands_->observe(slot_, static_cast<double>(commands));
+      checks_->observe(slot_, static_cast<double>(checks));
     }
 
    private:
-    metrics::histogram* batch_;
+    metrics::histogram* commands_;
+    metrics::histogram* checks_;
     std::size_t slot_;
     bool on_;
   };

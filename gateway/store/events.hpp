@@ -12,7 +12,8 @@ namespace gw::store {
 class store_events {
  public:
   virtual ~store_events() = default;
-  virtual void batch_written(std::size_t commands) = 0;  // commands in one socket write
+  // One socket write: the commands in it, and the limit checks those commands carry.
+  virtual void batch_written(std::size_t commands, std::size_t checks) = 0;
 };
 
 }  // namespace gw::store

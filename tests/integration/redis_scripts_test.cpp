@@ -29,6 +29,11 @@ using namespace gw::limit;
 using namespace gw::test::algorithm_cases;
 namespace scripts = gw::store::redis;
 
+bool same(const decision& a, const decision& b) {
+  return a.admitted == b.admitted && a.remaining == b.remaining && a.reset == b.reset &&
+         a.retry_after == b.retry_after;
+}
+
 std::string text(const decision& d) {
   std::ostringstream out;
   out << "{admitted=" << d.admitted << " remaining=" << d.remaining << " reset=" << d.reset
@@ -116,19 +121,44 @@ class script_client {
     }
   }
 
+  // One check per call: EVALSHA sha 1 key now requests window burst cost (see scripts.hpp).
   static std::vector<std::string> argv_for(const std::string& sha_or_source, bool by_source,
                                            const std::string& key, const policy& p,
                                            std::optional<micros> now) {
-    std::vector<std::string> args{by_source ? "EVAL" : "EVALSHA",
-                                  sha_or_source,
-                                  "1",
-                                  key,
-                                  std::to_string(p.requests),
-                                  std::to_string(p.window),
-                                  std::to_string(p.burst),
-                                  std::to_string(p.cost)};
-    if (now) args.push_back(std::to_string(*now));
-    return args;
+    return {by_source ? "EVAL" : "EVALSHA",
+            sha_or_source,
+            "1",
+            key,
+            now ? std::to_string(*now) : "",
+            std::to_string(p.requests),
+            std::to_string(p.window),
+            std::to_string(p.burst),
+            std::to_string(p.cost)};
+  }
+
+  // Several checks of one algorithm in one call, all at `now`.
+  std::vector<decision> check_all(const std::vector<std::pair<std::string, policy>>& checks,
+                                  micros now) {
+    std::vector<std::string> args{"EVALSHA", scripts::script_for(checks.front().second.algo).sha1,
+                                  std::to_string(checks.size())};
+    for (const auto& c : checks) args.push_back(c.first);
+    args.push_back(std::to_string(now));
+    for (const auto& [key, p] : checks)
+      for (auto v : {p.requests, static_cast<std::uint64_t>(p.window), p.burst, p.cost})
+        args.push_back(std::to_string(v));
+    auto r = command(args);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 * checks.size())
+      throw std::runtime_error("not an array of " + std::to_string(4 * checks.size()) + ": " +
+                               describe(r.get()));
+    std::vector<decision> out;
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      redisReply fields{};
+      fields.type = REDIS_REPLY_ARRAY;
+      fields.elements = 4;
+      fields.element = r->element + 4 * i;
+      out.push_back(to_decision(&fields));
+    }
+    return out;
   }
 
   reply_ptr evalsha(const std::string& key, const policy& p, std::optional<micros> now) {
@@ -249,9 +279,7 @@ class redis_scripts : public ::testing::Test {
       ADD_FAILURE() << where << ": " << e.what();
       return false;
     }
-    const bool same = got.admitted == expected.admitted && got.remaining == expected.remaining &&
-                      got.reset == expected.reset && got.retry_after == expected.retry_after;
-    if (!same) {
+    if (!same(got, expected)) {
       ADD_FAILURE() << where << " (now = t0 + " << now - t0 << " us, cost " << p.cost
                     << "): C++ " << text(expected) << ", Lua " << text(got);
       return false;
@@ -522,8 +550,55 @@ TEST_F(redis_scripts, evalsha_answers_noscript_after_script_flush_and_eval_recac
 
 TEST_F(redis_scripts, a_bad_argument_is_an_error_reply_not_a_decision) {
   auto r = client_->command({"EVALSHA", scripts::script_for(algorithm::gcra).sha1, "1",
-                             fresh_key(algorithm::gcra, "bad"), "x", "1000000", "1", "1"});
+                             fresh_key(algorithm::gcra, "bad"), "", "x", "1000000", "1", "1"});
   EXPECT_EQ(r->type, REDIS_REPLY_ERROR);
+}
+
+// ---- many checks in one call ----
+
+TEST_F(redis_scripts, many_checks_in_one_call_decide_as_the_same_checks_one_by_one) {
+  // Each key is read once and written once per call; checks of one key within the call must
+  // still see each other, and what Redis keeps afterwards must be the model's state.
+  for (auto a : all_algorithms) {
+    SCOPED_TRACE(std::string{to_string(a)});
+    std::mt19937_64 rng{static_cast<std::uint64_t>(a) + 77};
+    const std::vector<policy> policies{make(a, 5, 10 * s), make(a, 3, 2 * s, 6),
+                                       make(a, 20, 60 * s)};
+    struct keyed {
+      std::string key;
+      policy p;
+      any_state model;
+      bool written = false;        // ever admitted: Redis has the key
+      bool last_admitted = false;  // in this call: Redis holds what the model holds
+    };
+    std::vector<keyed> keys;
+    for (std::size_t i = 0; i < 4; ++i)
+      keys.push_back({fresh_key(a, "many"), policies[i % policies.size()], cold(a)});
+    micros now = t0 + 3 * s;
+    for (int call = 0; call < 6; ++call) {
+      now += std::uniform_int_distribution<micros>{0, 3 * s}(rng);
+      std::vector<std::pair<std::string, policy>> checks;
+      std::vector<decision> expected;
+      for (int i = 0; i < 40; ++i) {
+        auto& k = keys[std::uniform_int_distribution<std::size_t>{0, keys.size() - 1}(rng)];
+        policy p = k.p;
+        p.cost = std::uniform_int_distribution<std::uint64_t>{0, 9}(rng) < 7 ? 1 : 2;
+        checks.emplace_back(k.key, p);
+        expected.push_back(check_model(k.model, now, p));
+        k.last_admitted = expected.back().admitted;
+        if (k.last_admitted) k.written = true;
+      }
+      const auto got = client_->check_all(checks, now);
+      for (std::size_t i = 0; i < checks.size(); ++i)
+        ASSERT_TRUE(same(expected[i], got[i]))
+            << "call " << call << ", check " << i << " (" << checks[i].first
+            << "): model " << text(expected[i]) << ", redis " << text(got[i]);
+      for (const auto& k : keys) {
+        EXPECT_EQ(exists(k.key), k.written) << k.key;
+        if (k.last_admitted) expect_same_state(k.key, k.model);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -21,8 +21,6 @@ std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout)
   return std::max<std::chrono::milliseconds>(std::chrono::seconds(2), command_timeout * 20);
 }
 
-constexpr std::size_t max_args = 16;
-
 }  // namespace
 
 connection::connection(asio::io_context& io, connection_settings settings, store_events* events)
@@ -90,14 +88,14 @@ void connection::connect() {
   if (handshake.empty()) handshake.push_back({"PING"});  // something must be written to connect
   handshake_left_ = handshake.size();
   for (const auto& command : handshake) {
-    const char* argv[max_args];
-    std::size_t lengths[max_args];
-    const auto argc = std::min(command.size(), max_args);
-    for (std::size_t i = 0; i < argc; ++i) {
-      argv[i] = command[i].data();
-      lengths[i] = command[i].size();
+    argv_.clear();
+    lengths_.clear();
+    for (const auto& arg : command) {
+      argv_.push_back(arg.data());
+      lengths_.push_back(arg.size());
     }
-    redisAsyncCommandArgv(ctx_, on_handshake_reply, this, static_cast<int>(argc), argv, lengths);
+    redisAsyncCommandArgv(ctx_, on_handshake_reply, this, static_cast<int>(argv_.size()),
+                          argv_.data(), lengths_.data());
   }
   arm_timeout();
 }
@@ -125,24 +123,26 @@ void connection::schedule_reconnect() {
   });
 }
 
-void connection::execute(std::span<const std::string_view> args, reply_handler done) {
-  if (!accepting() || !ctx_ || args.size() > max_args) {
+void connection::execute(std::span<const std::string_view> args, std::size_t checks,
+                         reply_handler done) {
+  if (!accepting() || !ctx_) {
     done(error_kind::connection, nullptr);
     return;
   }
   auto* p = new pending{std::move(done), clock::now() + settings_.command_timeout};
   send(args, p);
+  unflushed_checks_ += checks;
 }
 
 void connection::send(std::span<const std::string_view> args, pending* p) {
-  const char* argv[max_args];
-  std::size_t lengths[max_args];
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    argv[i] = args[i].data();
-    lengths[i] = args[i].size();
+  argv_.clear();
+  lengths_.clear();
+  for (const auto& arg : args) {
+    argv_.push_back(arg.data());
+    lengths_.push_back(arg.size());
   }
-  if (redisAsyncCommandArgv(ctx_, on_reply, p, static_cast<int>(args.size()), argv, lengths) !=
-      REDIS_OK) {
+  if (redisAsyncCommandArgv(ctx_, on_reply, p, static_cast<int>(argv_.size()), argv_.data(),
+                            lengths_.data()) != REDIS_OK) {
     finish(*p, error_kind::connection, nullptr);
     delete p;
     return;
@@ -191,8 +191,11 @@ void connection::arm_write() {
                        // Everything issued since the last write leaves now, in one write.
                        if (self->unflushed_ > 0) {
                          ++self->writes_;
-                         if (self->events_) self->events_->batch_written(self->unflushed_);
+                         if (self->events_)
+                           self->events_->batch_written(self->unflushed_,
+                                                        self->unflushed_checks_);
                          self->unflushed_ = 0;
+                         self->unflushed_checks_ = 0;
                        }
                        redisAsyncHandleWrite(self->ctx_);
                        if (self->ctx_ && self->want_write_) self->arm_write();

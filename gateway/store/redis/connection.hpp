@@ -63,7 +63,8 @@ class connection : public std::enable_shared_from_this<connection> {
   // Also read from the control thread (readiness), hence atomic.
   state current_state() const { return state_.load(std::memory_order_relaxed); }
 
-  void execute(std::span<const std::string_view> args, reply_handler done);
+  // `checks`: how many limit checks the command carries, for store_events::batch_written.
+  void execute(std::span<const std::string_view> args, std::size_t checks, reply_handler done);
 
   std::uint64_t commands_sent() const { return commands_; }
   std::uint64_t writes() const { return writes_; }
@@ -114,6 +115,9 @@ class connection : public std::enable_shared_from_this<connection> {
   std::chrono::milliseconds backoff_{100};
   std::deque<pending*> in_flight_;  // in reply order
   std::size_t unflushed_ = 0;       // commands issued since the last write
+  std::size_t unflushed_checks_ = 0;  // and the limit checks they carry
+  std::vector<const char*> argv_;   // reused to hand a command to hiredis
+  std::vector<std::size_t> lengths_;
   std::uint64_t commands_ = 0, writes_ = 0;
 };
 

@@ -1,4 +1,5 @@
-// Limit checks as EVALSHA calls (see redis_store.hpp and scripts.hpp).
+// Limit checks queued per event-loop turn and sent as EVALSHA calls (see redis_store.hpp and
+// scripts.hpp).
 #include "store/redis/redis_store.hpp"
 
 #include "store/redis/scripts.hpp"
@@ -9,88 +10,51 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <functional>
 
 namespace gw::store::redis {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// One request's checks in flight: completes when the last reply is in.
-struct batch {
-  explicit batch(asio::io_context& io_context) : io(io_context) {}
+// One request's checks in flight: completes when the last decision is in.
+struct redis_store::waiter {
+  explicit waiter(asio::io_context& io_context, std::size_t checks) : io(io_context), left(checks) {
+    result.decisions.resize(checks);
+  }
 
   asio::io_context& io;
   check_result result;
-  std::size_t left = 0;
+  std::size_t left;
   std::function<void(check_result)> resume;  // the awaiting request
 
-  void fail(error_kind kind) {
-    if (result.error == error_kind::none) result.error = kind;
-  }
-  void one_done() {
+  void done(error_kind error) {
+    if (error != error_kind::none && result.error == error_kind::none) result.error = error;
     if (--left > 0) return;
-    // Resume the request from the event loop, not from inside hiredis' reply callback.
+    // Resume the request from the event loop, not from inside hiredis' reply callback. The
+    // request frees the waiter as it resumes: the handler owns what it needs.
     asio::post(io, [resume = std::move(resume), r = std::move(result)]() mutable {
       resume(std::move(r));
     });
   }
 };
 
-struct number_text {
-  char data[24];
-  std::size_t size;
-  explicit number_text(std::int64_t v) {
-    size = static_cast<std::size_t>(std::to_chars(data, data + sizeof data, v).ptr - data);
-  }
-  std::string_view view() const { return {data, size}; }
-};
+namespace {
 
-bool parse_decision(const redisReply* r, limit::decision& d) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) return false;
-  for (std::size_t i = 0; i < 4; ++i)
-    if (r->element[i]->type != REDIS_REPLY_INTEGER) return false;
-  d.admitted = r->element[0]->integer == 1;
-  d.remaining = static_cast<std::uint64_t>(std::max<long long>(0, r->element[1]->integer));
-  d.reset = r->element[2]->integer;
-  d.retry_after = r->element[3]->integer;
-  return true;
+void append_number(std::string& out, std::int64_t v) {
+  char text[24];
+  out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
 }
 
-void issue(connection& conn, const std::shared_ptr<batch>& b, std::size_t index,
-           const limit_check& check, std::optional<limit::micros> now, bool by_source) {
-  const auto& script = script_for(check.policy.algo);
-  const auto key = state_key(check.key, check.policy.algo);
-  const number_text requests{static_cast<std::int64_t>(check.policy.requests)};
-  const number_text window{check.policy.window};
-  const number_text burst{static_cast<std::int64_t>(check.policy.burst)};
-  const number_text cost{static_cast<std::int64_t>(check.policy.cost)};
-  const number_text at{now.value_or(0)};
-  std::string_view args[] = {by_source ? "EVAL" : "EVALSHA",
-                             by_source ? script.source : std::string_view{script.sha1},
-                             "1", key, requests.view(), window.view(), burst.view(), cost.view(),
-                             at.view()};
-  const std::size_t argc = now ? 9 : 8;
-
-  conn.execute(std::span{args, argc},
-               [b, index, &conn, check, now, by_source](error_kind error, const redisReply* r) {
-                 if (error != error_kind::none) {
-                   b->fail(error);
-                 } else if (r->type == REDIS_REPLY_ERROR &&
-                            std::string_view{r->str, r->len}.starts_with("NOSCRIPT") &&
-                            !by_source) {
-                   // Redis lost its scripts (restart, SCRIPT FLUSH): send the source this once,
-                   // which also caches it again, and the request does not notice.
-                   issue(conn, b, index, check, now, true);
-                   return;
-                 } else if (!parse_decision(r, b->result.decisions[index])) {
-                   b->fail(error_kind::reply);
-                 }
-                 b->one_done();
-               });
+bool parse_decision(const redisReply* const* fields, limit::decision& d) {
+  for (std::size_t i = 0; i < 4; ++i)
+    if (fields[i]->type != REDIS_REPLY_INTEGER) return false;
+  d.admitted = fields[0]->integer == 1;
+  d.remaining = static_cast<std::uint64_t>(std::max<long long>(0, fields[1]->integer));
+  d.reset = fields[2]->integer;
+  d.retry_after = fields[3]->integer;
+  return true;
 }
 
 }  // namespace
@@ -119,7 +83,8 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
 }
 
 redis_store::~redis_store() {
-  for (auto& c : connections_) c->stop();
+  for (auto& c : connections_) c->stop();  // fails what is in flight
+  for (auto& q : queue_) q.owner->done(error_kind::connection);
 }
 
 connection* redis_store::pick() {
@@ -142,25 +107,117 @@ asio::awaitable<check_result> redis_store::check(std::span<const limit_check> ch
 
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
                                                     std::optional<limit::micros> now) {
-  auto* conn = pick();
-  if (!conn || checks.empty()) {
+  if (checks.empty()) co_return check_result{};
+  if (!pick()) {
     // Known down: fail now rather than wait out a timeout.
     check_result down;
-    if (!checks.empty()) down.error = error_kind::connection;
+    down.error = error_kind::connection;
     co_return down;
   }
-  auto b = std::make_shared<batch>(io_);
-  b->result.decisions.resize(checks.size());
-  b->left = checks.size();
+  waiter w{io_, checks.size()};
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(check_result)>(
       [&](auto handler) {
         // Boost 1.81's any_completion_handler recurses when copied; a shared handler in a
         // std::function does the same job.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        b->resume = [shared](check_result r) { (*shared)(std::move(r)); };
-        for (std::size_t i = 0; i < checks.size(); ++i) issue(*conn, b, i, checks[i], now, false);
+        w.resume = [shared](check_result r) { (*shared)(std::move(r)); };
+        if (queue_.empty())
+          asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
+            if (alive.lock()) flush();
+          });
+        for (std::size_t i = 0; i < checks.size(); ++i) queue_.push_back({&checks[i], &w, i, now});
       },
       asio::use_awaitable);
+}
+
+void redis_store::flush() {
+  auto queue = std::move(queue_);
+  queue_.clear();
+  // Grouped by algorithm (and `now`, which only tests set), each group in arrival order.
+  std::stable_sort(queue.begin(), queue.end(), [](const queued& a, const queued& b) {
+    if (a.check->policy.algo != b.check->policy.algo)
+      return a.check->policy.algo < b.check->policy.algo;
+    return a.now < b.now;
+  });
+  for (std::size_t begin = 0; begin < queue.size();) {
+    std::size_t end = begin + 1;
+    while (end < queue.size() && end - begin < max_checks_per_call &&
+           queue[end].check->policy.algo == queue[begin].check->policy.algo &&
+           queue[end].now == queue[begin].now)
+      ++end;
+    group calls(queue.begin() + static_cast<std::ptrdiff_t>(begin),
+                queue.begin() + static_cast<std::ptrdiff_t>(end));
+    begin = end;
+    if (auto* conn = pick()) {
+      send(*conn, std::move(calls), false);
+    } else {
+      for (auto& q : calls) q.owner->done(error_kind::connection);
+    }
+  }
+  queue.clear();
+  if (queue_.empty()) queue_ = std::move(queue);  // keep the capacity for the next turn
+}
+
+void redis_store::send(connection& conn, group calls, bool by_source) {
+  const auto algo = calls.front().check->policy.algo;
+  const auto& script = script_for(algo);
+  const auto suffix = limit::to_string(algo);
+
+  // EVALSHA sha n key_1 .. key_n now (requests window burst cost) x n, built in one buffer.
+  arena_.clear();
+  ends_.clear();
+  const auto mark = [&] { ends_.push_back(arena_.size()); };
+  append_number(arena_, static_cast<std::int64_t>(calls.size()));
+  mark();
+  for (const auto& q : calls) {
+    arena_.append(q.check->key).append(":").append(suffix);
+    mark();
+  }
+  if (calls.front().now) append_number(arena_, *calls.front().now);
+  mark();
+  for (const auto& q : calls) {
+    const auto& p = q.check->policy;
+    append_number(arena_, static_cast<std::int64_t>(p.requests));
+    mark();
+    append_number(arena_, p.window);
+    mark();
+    append_number(arena_, static_cast<std::int64_t>(p.burst));
+    mark();
+    append_number(arena_, static_cast<std::int64_t>(p.cost));
+    mark();
+  }
+  args_.clear();
+  args_.push_back(by_source ? "EVAL" : "EVALSHA");
+  args_.push_back(by_source ? script.source : std::string_view{script.sha1});
+  std::size_t start = 0;
+  for (auto end : ends_) {
+    args_.push_back(std::string_view{arena_}.substr(start, end - start));
+    start = end;
+  }
+
+  const auto count = calls.size();
+  conn.execute(args_, count,
+               [this, &conn, calls = std::move(calls), by_source](error_kind error,
+                                                                  const redisReply* r) mutable {
+                 if (error == error_kind::none && r->type == REDIS_REPLY_ERROR &&
+                     std::string_view{r->str, r->len}.starts_with("NOSCRIPT") && !by_source) {
+                   // Redis lost its scripts (restart, SCRIPT FLUSH): send the source this once,
+                   // which also caches it again, and the requests do not notice.
+                   send(conn, std::move(calls), true);
+                   return;
+                 }
+                 if (error == error_kind::none &&
+                     (r->type != REDIS_REPLY_ARRAY || r->elements != 4 * calls.size()))
+                   error = error_kind::reply;
+                 for (std::size_t i = 0; i < calls.size(); ++i) {
+                   auto& q = calls[i];
+                   auto e = error;
+                   if (e == error_kind::none &&
+                       !parse_decision(r->element + 4 * i, q.owner->result.decisions[q.index]))
+                     e = error_kind::reply;
+                   q.owner->done(e);
+                 }
+               });
 }
 
 std::uint64_t redis_store::commands_sent() const {

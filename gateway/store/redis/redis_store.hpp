@@ -1,6 +1,8 @@
 // The Redis store client of one worker: its own connections (storage.redis.connections_per_worker)
-// on the worker's io_context. All checks of one request are issued in the same turn of the
-// event loop, so they leave in one write and come back in one round trip.
+// on the worker's io_context. The checks of every request that arrive during one turn of the
+// event loop are queued, and at the end of the turn leave as one EVALSHA per algorithm (see
+// scripts.hpp): one command, one socket write and one round trip for the whole turn, and Redis
+// runs one script instead of one per request.
 #pragma once
 
 #include "config/config.hpp"
@@ -12,6 +14,8 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace gw::store::redis {
@@ -35,12 +39,32 @@ class redis_store final : public store {
   std::uint64_t commands_sent() const;
   std::uint64_t writes() const;
 
+  // The most checks one EVALSHA carries; a turn with more sends several.
+  static constexpr std::size_t max_checks_per_call = 256;
+
  private:
+  struct waiter;
+  struct queued {
+    const limit_check* check;  // lives in the awaiting request, as does the waiter
+    waiter* owner;
+    std::size_t index;  // in the request's checks
+    std::optional<limit::micros> now;
+  };
+  using group = std::vector<queued>;  // one call: same algorithm, same `now`
+
   connection* pick();
+  void flush();
+  void send(connection& conn, group calls, bool by_source);
 
   boost::asio::io_context& io_;
   std::vector<std::shared_ptr<connection>> connections_;
   std::size_t next_ = 0;
+  std::vector<queued> queue_;  // this turn's checks; a flush is posted while it is not empty
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for the posted flush
+  // Reused for every command built: the argument text and the views into it.
+  std::string arena_;
+  std::vector<std::size_t> ends_;
+  std::vector<std::string_view> args_;
 };
 
 }  // namespace gw::store::redis

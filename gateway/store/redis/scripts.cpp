@@ -1,5 +1,6 @@
-// The Lua scripts (see scripts.hpp). Each mirrors its function in limit/algorithms.cpp line for
-// line; where the Lua differs in form, a comment says why the result is the same.
+// The Lua scripts (see scripts.hpp): a shared prelude, the algorithm's check() mirroring its
+// function in limit/algorithms.cpp line for line (where the Lua differs in form, a comment says why
+// the result is the same), and a driver that runs check() for every key of the call.
 // Lua 5.1 numbers are doubles: every quantity here is an integer below 2^53 (the config loader
 // bounds max(requests, burst) x window by 2^53), where doubles are exact; the only rounding
 // operation is division, which idiv corrects.
@@ -14,16 +15,14 @@ namespace gw::store::redis {
 
 namespace {
 
-// Shared by all five: arguments, the clock, integer division, formatting.
+// Shared by all five: the clock, integer division, formatting, and the state cache.
 constexpr std::string_view prelude = R"lua(
-local key = KEYS[1]
-local requests = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
+-- Set by the algorithm's part below (Redis allows scripts no global variables).
+local check, write
+
 local now
-if ARGV[5] then
-  now = tonumber(ARGV[5])
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -49,201 +48,280 @@ local function ceil_div(a, b)
   return q
 end
 
--- Numbers as command arguments: tostring would round them to 14 digits.
+-- Numbers go to redis.call as they are: Redis writes them with %.17g, which every integer here
+-- (below 2^53) comes out of exactly. Only text built in Lua needs int(): tostring and `..` round
+-- to 14 digits. (string.format costs more than a redis.call: it is kept off the common path.)
 local function int(x)
   return string.format('%.0f', x)
 end
 
 -- A key lives as long as its state means something: until reset, rounded up to the millisecond.
 local function ttl_ms(reset)
-  return int(math.max(1, ceil_div(reset, 1000) + 1))
+  return math.max(1, ceil_div(reset, 1000) + 1)
 end
+
+-- Each key's state is read from Redis once per call and written back once, at the end, with the
+-- TTL of its last update: checks of one key within a call see each other's updates exactly as
+-- if each had been its own call, for a read and a write per key instead of per check.
+-- `read(key)` returns the state or false (cold); `write(key, state, ttl)` stores it.
+local states, ttls, dirty = {}, {}, {}
+local function load(key, read)
+  local s = states[key]
+  if s == nil then
+    s = read(key)
+    states[key] = s
+  end
+  return s
+end
+local function save(key, s, ttl)
+  if ttls[key] == nil then dirty[#dirty + 1] = key end
+  states[key] = s
+  ttls[key] = ttl
+end
+)lua";
+
+// Runs check() for every key in order, writes back what changed, answers four integers per key.
+constexpr std::string_view driver = R"lua(
+local out = {}
+for i = 1, #KEYS do
+  local a = 4 * i - 2
+  local admitted, remaining, reset, retry_after = check(KEYS[i], tonumber(ARGV[a]),
+      tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
+  out[4 * i - 3] = admitted and 1 or 0
+  out[4 * i - 2] = remaining
+  out[4 * i - 1] = reset
+  out[4 * i] = retry_after
+end
+for _, key in ipairs(dirty) do write(key, states[key], ttls[key]) end
+return out
 )lua";
 
 constexpr std::string_view gcra_body = R"lua(
 -- gcra: the theoretical arrival time, a string.
-local t = math.max(1, ceil_div(window, requests))
-local tat = now
-local stored = redis.call('GET', key)
-if stored then tat = math.max(tonumber(stored), now) end
-local tolerance = (burst - cost) * t  -- negative when cost > burst: never admitted
-
-local admitted = tat - now <= tolerance
-local new_tat = tat
-if admitted then new_tat = tat + cost * t end
-local used = ceil_div(new_tat - now, t)
-local remaining = 0
-if burst > used then remaining = burst - used end
-local reset = new_tat - now
-if admitted then redis.call('SET', key, int(new_tat), 'PX', ttl_ms(reset)) end
-local retry_after = 0
-if not admitted then
-  if tolerance < 0 then retry_after = window else retry_after = tat - now - tolerance end
+local function read(key)
+  local stored = redis.call('GET', key)
+  if stored then return tonumber(stored) end
+  return false
 end
-return {admitted and 1 or 0, remaining, reset, retry_after}
+function write(key, tat, ttl)
+  redis.call('SET', key, tat, 'PX', ttl)
+end
+
+function check(key, requests, window, burst, cost)
+  local t = math.max(1, ceil_div(window, requests))
+  local tat = now
+  local stored = load(key, read)
+  if stored then tat = math.max(stored, now) end
+  local tolerance = (burst - cost) * t  -- negative when cost > burst: never admitted
+
+  local admitted = tat - now <= tolerance
+  local new_tat = tat
+  if admitted then new_tat = tat + cost * t end
+  local used = ceil_div(new_tat - now, t)
+  local remaining = 0
+  if burst > used then remaining = burst - used end
+  local reset = new_tat - now
+  if admitted then save(key, new_tat, ttl_ms(reset)) end
+  local retry_after = 0
+  if not admitted then
+    if tolerance < 0 then retry_after = window else retry_after = tat - now - tolerance end
+  end
+  return admitted, remaining, reset, retry_after
+end
 )lua";
 
 constexpr std::string_view token_bucket_body = R"lua(
 -- token_bucket: hash {level, last}; level counts tokens x window, refilled by `requests` per us.
-local w = window
-local rate = requests
-local capacity = burst * w
-local state = redis.call('HMGET', key, 'level', 'last')
-local initialized = state[1] ~= false
-local level = capacity
-local last = 0
-if initialized then
-  level = tonumber(state[1])
-  last = tonumber(state[2])
+local function read(key)
+  local state = redis.call('HMGET', key, 'level', 'last')
+  if state[1] == false then return false end
+  return {level = tonumber(state[1]), last = tonumber(state[2])}
 end
-if initialized and now > last then
-  -- level + elapsed * rate may pass 2^53 and round, but only when the true sum is above
-  -- capacity, and rounding never takes it below: min still gives exactly capacity.
-  local elapsed = math.min(now - last, ceil_div(capacity, rate))
-  level = math.min(capacity, level + elapsed * rate)
+function write(key, s, ttl)
+  redis.call('HSET', key, 'level', s.level, 'last', s.last)
+  redis.call('PEXPIRE', key, ttl)
 end
-last = math.max(last, now)
 
-local need = cost * w
-local admitted = level >= need
-if admitted then level = level - need end
-local remaining = idiv(level, w)
-local reset = ceil_div(capacity - level, rate)
--- Only an admitted request changes what the state means: a refill without a take is recomputed
--- the same next time, from the older level and time.
-if admitted then
-  redis.call('HSET', key, 'level', int(level), 'last', int(last))
-  redis.call('PEXPIRE', key, ttl_ms(reset))
+function check(key, requests, window, burst, cost)
+  local w = window
+  local rate = requests
+  local capacity = burst * w
+  local state = load(key, read)
+  local level = capacity
+  local last = 0
+  if state then
+    level = state.level
+    last = state.last
+  end
+  if state and now > last then
+    -- level + elapsed * rate may pass 2^53 and round, but only when the true sum is above
+    -- capacity, and rounding never takes it below: min still gives exactly capacity.
+    local elapsed = math.min(now - last, ceil_div(capacity, rate))
+    level = math.min(capacity, level + elapsed * rate)
+  end
+  last = math.max(last, now)
+
+  local need = cost * w
+  local admitted = level >= need
+  if admitted then level = level - need end
+  local remaining = idiv(level, w)
+  local reset = ceil_div(capacity - level, rate)
+  -- Only an admitted request changes what the state means: a refill without a take is recomputed
+  -- the same next time, from the older level and time.
+  if admitted then save(key, {level = level, last = last}, ttl_ms(reset)) end
+  local retry_after = 0
+  if not admitted then
+    if need > capacity then retry_after = w else retry_after = ceil_div(need - level, rate) end
+  end
+  return admitted, remaining, reset, retry_after
 end
-local retry_after = 0
-if not admitted then
-  if need > capacity then retry_after = w else retry_after = ceil_div(need - level, rate) end
-end
-return {admitted and 1 or 0, remaining, reset, retry_after}
 )lua";
 
 constexpr std::string_view sliding_window_body = R"lua(
 -- sliding_window: hash {start, curr, prev}, the current aligned window and the two counts.
-local w = window
-local start = idiv(now, w) * w  -- now - now % w, for now >= 0
-local current_start = 0
-local curr = 0
-local prev = 0
-local state = redis.call('HMGET', key, 'start', 'curr', 'prev')
-if state[1] then
-  current_start = tonumber(state[1])
-  curr = tonumber(state[2])
-  prev = tonumber(state[3])
+local function read(key)
+  local state = redis.call('HMGET', key, 'start', 'curr', 'prev')
+  if not state[1] then return false end
+  return {start = tonumber(state[1]), curr = tonumber(state[2]), prev = tonumber(state[3])}
 end
-if current_start ~= start then
-  -- The current window becomes the previous one only if it is the window right before.
-  if current_start == start - w then prev = curr else prev = 0 end
-  curr = 0
-  current_start = start
+function write(key, s, ttl)
+  redis.call('HSET', key, 'start', s.start, 'curr', s.curr, 'prev', s.prev)
+  redis.call('PEXPIRE', key, ttl)
 end
-local elapsed = now - start
 
--- C++: prev*(w - elapsed) + (curr + cost)*w <= requests*w. Moved to
--- prev*(w - elapsed) <= (requests - curr - cost)*w, where no term exceeds requests*w <= 2^53.
-local room = requests - curr - cost
-local admitted = room >= 0 and prev * (w - elapsed) <= room * w
-if admitted then curr = curr + cost end
-local left = (requests - curr) * w - prev * (w - elapsed)
-local remaining = 0
-if left > 0 then remaining = idiv(left, w) end
-local reset = w - elapsed
-if curr > 0 then reset = 2 * w - elapsed end
--- Rejected, the state only rolls forward to this window, which the next call redoes the same.
-if admitted then
-  redis.call('HSET', key, 'start', int(start), 'curr', int(curr), 'prev', int(prev))
-  redis.call('PEXPIRE', key, ttl_ms(reset))
-end
-local retry_after = 0
-if not admitted then
-  -- Within this window the previous count fades linearly; find when it has faded enough.
-  if room >= 0 and prev > 0 then
-    -- prev*(w - e) <= room*w  <=>  e >= w - room*w/prev
-    local e = w - idiv(room * w, prev)
-    retry_after = math.max(e - elapsed, 1)
-  else
-    -- Next window: the current count becomes the fading one.
-    local room_next = requests - cost
-    local e = w  -- never, within the next window: report its end
-    if room_next >= 0 then
-      if curr > 0 then e = w - idiv(room_next * w, curr) else e = 0 end
-    end
-    retry_after = (w - elapsed) + math.max(e, 0)
+function check(key, requests, window, burst, cost)
+  local w = window
+  local start = idiv(now, w) * w  -- now - now % w, for now >= 0
+  local current_start = 0
+  local curr = 0
+  local prev = 0
+  local state = load(key, read)
+  if state then
+    current_start = state.start
+    curr = state.curr
+    prev = state.prev
   end
+  if current_start ~= start then
+    -- The current window becomes the previous one only if it is the window right before.
+    if current_start == start - w then prev = curr else prev = 0 end
+    curr = 0
+    current_start = start
+  end
+  local elapsed = now - start
+
+  -- C++: prev*(w - elapsed) + (curr + cost)*w <= requests*w. Moved to
+  -- prev*(w - elapsed) <= (requests - curr - cost)*w, where no term exceeds requests*w <= 2^53.
+  local room = requests - curr - cost
+  local admitted = room >= 0 and prev * (w - elapsed) <= room * w
+  if admitted then curr = curr + cost end
+  local left = (requests - curr) * w - prev * (w - elapsed)
+  local remaining = 0
+  if left > 0 then remaining = idiv(left, w) end
+  local reset = w - elapsed
+  if curr > 0 then reset = 2 * w - elapsed end
+  -- Rejected, the state only rolls forward to this window, which the next call redoes the same.
+  if admitted then save(key, {start = start, curr = curr, prev = prev}, ttl_ms(reset)) end
+  local retry_after = 0
+  if not admitted then
+    -- Within this window the previous count fades linearly; find when it has faded enough.
+    if room >= 0 and prev > 0 then
+      -- prev*(w - e) <= room*w  <=>  e >= w - room*w/prev
+      local e = w - idiv(room * w, prev)
+      retry_after = math.max(e - elapsed, 1)
+    else
+      -- Next window: the current count becomes the fading one.
+      local room_next = requests - cost
+      local e = w  -- never, within the next window: report its end
+      if room_next >= 0 then
+        if curr > 0 then e = w - idiv(room_next * w, curr) else e = 0 end
+      end
+      retry_after = (w - elapsed) + math.max(e, 0)
+    end
+  end
+  return admitted, remaining, reset, retry_after
 end
-return {admitted and 1 or 0, remaining, reset, retry_after}
 )lua";
 
 constexpr std::string_view sliding_log_body = R"lua(
 -- sliding_log: a sorted set with one member per admitted unit of cost, scored by its time.
 -- Members at one score are "<time>-1" .. "<time>-n": expiry removes a score's members together,
--- so the next ones there are numbered on from ZCOUNT and never collide.
-redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window))
-local used = redis.call('ZCARD', key)
+-- so the next ones there are numbered on from ZCOUNT and never collide. Too large a state to
+-- cache: every check works on the set itself, and writes nothing back at the end.
+function write() end
 
-local admitted = used + cost <= requests
-if admitted then
-  local at = int(now)
-  local n = redis.call('ZCOUNT', key, at, at)
-  -- In slices: unpack is bounded by the Lua C stack (8000 values).
-  local i = 1
-  while i <= cost do
-    local args = {}
-    local last = math.min(cost, i + 999)
-    for j = i, last do
-      args[#args + 1] = at
-      args[#args + 1] = at .. '-' .. int(n + j)
+function check(key, requests, window, burst, cost)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local used = redis.call('ZCARD', key)
+
+  local admitted = used + cost <= requests
+  if admitted then
+    local at = int(now)
+    local n = redis.call('ZCOUNT', key, at, at)
+    -- In slices: unpack is bounded by the Lua C stack (8000 values).
+    local i = 1
+    while i <= cost do
+      local args = {}
+      local last = math.min(cost, i + 999)
+      for j = i, last do
+        args[#args + 1] = at
+        args[#args + 1] = at .. '-' .. int(n + j)
+      end
+      redis.call('ZADD', key, unpack(args))
+      i = last + 1
     end
-    redis.call('ZADD', key, unpack(args))
-    i = last + 1
+    used = used + cost
   end
-  used = used + cost
-end
-local remaining = requests - math.min(used, requests)
-local reset = 0
-if used > 0 then
-  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  reset = tonumber(newest[2]) + window - now
-end
-if admitted then redis.call('PEXPIRE', key, ttl_ms(reset)) end
-local retry_after = 0
-if not admitted then
-  -- The oldest entries leave first; once `excess` of them are gone the request fits.
-  local excess = used + cost - requests
-  retry_after = reset
-  if excess <= used then
-    local entry = redis.call('ZRANGE', key, excess - 1, excess - 1, 'WITHSCORES')
-    retry_after = tonumber(entry[2]) + window - now
+  local remaining = requests - math.min(used, requests)
+  local reset = 0
+  if used > 0 then
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    reset = tonumber(newest[2]) + window - now
   end
-  if cost > requests then retry_after = window end
+  if admitted then redis.call('PEXPIRE', key, ttl_ms(reset)) end
+  local retry_after = 0
+  if not admitted then
+    -- The oldest entries leave first; once `excess` of them are gone the request fits.
+    local excess = used + cost - requests
+    retry_after = reset
+    if excess <= used then
+      local entry = redis.call('ZRANGE', key, excess - 1, excess - 1, 'WITHSCORES')
+      retry_after = tonumber(entry[2]) + window - now
+    end
+    if cost > requests then retry_after = window end
+  end
+  return admitted, remaining, reset, retry_after
 end
-return {admitted and 1 or 0, remaining, reset, retry_after}
 )lua";
 
 constexpr std::string_view fixed_window_body = R"lua(
 -- fixed_window: hash {start, count} of the aligned window.
-local start = idiv(now, window) * window  -- now - now % window, for now >= 0
-local count = 0
-local state = redis.call('HMGET', key, 'start', 'count')
-if state[1] and tonumber(state[1]) == start then count = tonumber(state[2]) end
-
-local window_end = start + window
-local admitted = count + cost <= requests
-if admitted then count = count + cost end
-local remaining = requests - math.min(count, requests)
-local reset = window_end - now
-if admitted then
-  redis.call('HSET', key, 'start', int(start), 'count', int(count))
-  redis.call('PEXPIRE', key, ttl_ms(reset))
+local function read(key)
+  local state = redis.call('HMGET', key, 'start', 'count')
+  if not state[1] then return false end
+  return {start = tonumber(state[1]), count = tonumber(state[2])}
 end
--- A cost above requests can never pass; the next window is still the honest answer.
-local retry_after = 0
-if not admitted then retry_after = window_end - now end
-return {admitted and 1 or 0, remaining, reset, retry_after}
+function write(key, s, ttl)
+  redis.call('HSET', key, 'start', s.start, 'count', s.count)
+  redis.call('PEXPIRE', key, ttl)
+end
+
+function check(key, requests, window, burst, cost)
+  local start = idiv(now, window) * window  -- now - now % window, for now >= 0
+  local count = 0
+  local state = load(key, read)
+  if state and state.start == start then count = state.count end
+
+  local window_end = start + window
+  local admitted = count + cost <= requests
+  if admitted then count = count + cost end
+  local remaining = requests - math.min(count, requests)
+  local reset = window_end - now
+  if admitted then save(key, {start = start, count = count}, ttl_ms(reset)) end
+  -- A cost above requests can never pass; the next window is still the honest answer.
+  local retry_after = 0
+  if not admitted then retry_after = window_end - now end
+  return admitted, remaining, reset, retry_after
+end
 )lua";
 
 std::string sha1_hex(std::string_view text) {
@@ -277,7 +355,7 @@ struct script_table {
     for (const auto& [algo, body] : bodies) {
       const auto i = static_cast<std::size_t>(algo);
       sources[i] = "-- gateway rate limit: " + std::string{limit::to_string(algo)} + "\n" +
-                   std::string{prelude} + std::string{body};
+                   std::string{prelude} + std::string{body} + std::string{driver};
       scripts[i] = script{limit::to_string(algo), sources[i], sha1_hex(sources[i])};
     }
   }

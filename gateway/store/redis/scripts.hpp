@@ -1,5 +1,7 @@
 // The five algorithms of limit/algorithms.cpp as Redis Lua scripts, one per algorithm, so that a
 // check and its update are one atomic step in Redis and agree case for case with the memory store.
+// One call carries many checks: a worker sends the checks of all requests of one event-loop turn
+// as one EVALSHA per algorithm, so Redis runs one script, not one per request.
 #pragma once
 
 #include "limit/algorithms.hpp"
@@ -9,11 +11,13 @@
 
 namespace gw::store::redis {
 
-// Calling convention, the same for all five:
-//   EVALSHA <sha1> 1 <state_key> <requests> <window_us> <burst> <cost> [<now_us>]
-// now_us is for tests only; without it the script reads Redis TIME (sec * 1000000 + usec), so
-// that gateways with skewed clocks agree. The reply is an array of four integers, the fields of
-// limit::decision in order: admitted (1/0), remaining, reset_us, retry_after_us.
+// Calling convention, the same for all five: any number n >= 1 of checks in one call,
+//   EVALSHA <sha1> <n> <key_1> .. <key_n> <now_us> then per key: <requests> <window_us> <burst> <cost>
+// now_us is for tests only; empty, the script reads Redis TIME (sec * 1000000 + usec) once, so
+// that gateways with skewed clocks agree. The checks run in order, each seeing the ones before it
+// as if it were a call of its own (a key's state is read once and written once per call). The
+// reply is a flat array of 4n integers, the fields of limit::decision for each key in order:
+// admitted (1/0), remaining, reset_us, retry_after_us.
 // Every key a script writes carries a TTL (ceil(reset_us / 1000) + 1 ms): when it expires the
 // state is the same as cold. A rejected request writes nothing.
 struct script {
