@@ -1,90 +1,152 @@
 // Header rewriting between client and upstream (see forwarding.hpp).
 #include "proxy/forwarding.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
+#include <array>
+#include <charconv>
 #include <cstdio>
-#include <vector>
 
 namespace gw::proxy {
 
 namespace http = boost::beast::http;
-
-void remove_hop_by_hop(http::fields& fields) {
-  // Collect the names listed in Connection before erasing it; every Connection line counts.
-  std::vector<std::string> named;
-  auto [first, last] = fields.equal_range(http::field::connection);
-  for (auto it = first; it != last; ++it)
-    for (auto token : http::token_list{it->value()}) named.emplace_back(token);
-  for (const auto& name : named) fields.erase(name);
-  fields.erase(http::field::connection);
-  fields.erase(http::field::keep_alive);
-  fields.erase(http::field::proxy_connection);
-  fields.erase(http::field::te);
-  fields.erase(http::field::trailer);
-  fields.erase(http::field::transfer_encoding);
-  fields.erase(http::field::upgrade);
-}
-
-void prepare_upstream_head(http::request_header<>& head, const forward_context& ctx) {
-  remove_hop_by_hop(head);
-  head.erase(http::field::expect);
-  head.target(ctx.target);
-  head.version(11);
-
-  // All X-Forwarded-For lines form one list; the peer goes on its end.
-  std::string forwarded_for;
-  auto [first, last] = head.equal_range("X-Forwarded-For");
-  for (auto it = first; it != last; ++it) {
-    if (!forwarded_for.empty()) forwarded_for += ", ";
-    forwarded_for.append(it->value());
-  }
-  if (!forwarded_for.empty()) forwarded_for += ", ";
-  forwarded_for.append(ctx.peer_ip);
-  head.set("X-Forwarded-For", forwarded_for);
-
-  head.set("X-Forwarded-Proto", "http");
-  if (auto host = head.find(http::field::host); host != head.end())
-    head.set("X-Forwarded-Host", host->value());
-  if (head.find("X-Request-Id") == head.end()) head.set("X-Request-Id", ctx.request_id);
-}
-
-void prepare_downstream_head(http::response_header<>& head) {
-  remove_hop_by_hop(head);
-  head.version(11);
-}
+using boost::beast::iequals;
 
 namespace {
 
-void append_fields(const http::fields& fields, std::string& out) {
-  for (const auto& field : fields) {
-    out.append(field.name_string());
-    out += ": ";
-    out.append(field.value());
-    out += "\r\n";
+bool always_hop_by_hop(http::field f) {
+  switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
   }
-  out += "\r\n";
+}
+
+// The field names the Connection lines of a head list (RFC 9110 7.6.1): also hop-by-hop.
+class connection_names {
+ public:
+  explicit connection_names(const fields& all) : all_(all) {
+    for (auto [it, end] = all.equal_range(http::field::connection); it != end; ++it)
+      for (auto token : http::token_list{it->value()}) {
+        if (count_ < names_.size())
+          names_[count_++] = token;
+        else
+          overflow_ = true;
+      }
+  }
+
+  bool contains(std::string_view name) const {
+    for (std::size_t i = 0; i < count_; ++i)
+      if (iequals(names_[i], name)) return true;
+    if (!overflow_) return false;
+    for (auto [it, end] = all_.equal_range(http::field::connection); it != end; ++it)
+      for (auto token : http::token_list{it->value()})
+        if (iequals(token, name)) return true;
+    return false;
+  }
+
+ private:
+  const fields& all_;
+  std::array<std::string_view, 8> names_;
+  std::size_t count_ = 0;
+  bool overflow_ = false;
+};
+
+bool is_hop_by_hop(const connection_names& named, const fields::value_type& field) {
+  return always_hop_by_hop(field.name()) || named.contains(field.name_string());
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+void append_number(std::string& out, std::uint64_t v) {
+  char text[24];
+  out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
 }
 
 }  // namespace
 
-void serialize_head(const http::request_header<>& head, std::string& out) {
-  out.append(head.method_string());
-  out += ' ';
-  out.append(head.target());
-  out += head.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-  append_fields(head, out);
+bool is_hop_by_hop(const fields& all, const fields::value_type& field) {
+  return is_hop_by_hop(connection_names{all}, field);
 }
 
-void serialize_head(const http::response_header<>& head, std::string& out) {
-  out += head.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(head.result_int());
-  out += ' ';
+void write_upstream_head(const request_head& head, const forward_context& ctx, std::string& out) {
+  const connection_names named{head};
+  out.append(head.method_string()).append(" ").append(ctx.target).append(" HTTP/1.1\r\n");
+  const auto host = head.find(http::field::host);
+  const bool has_host = host != head.end();
+  bool has_request_id = false;
+  for (const auto& field : head) {
+    if (is_hop_by_hop(named, field)) continue;
+    const auto name = field.name_string();
+    switch (field.name()) {
+      case http::field::expect:
+      case http::field::content_length:  // framing is written below
+        continue;
+      case http::field::unknown:
+        // Set by the gateway below, whatever the client sent.
+        if (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto") ||
+            iequals(name, "X-Consumer"))
+          continue;
+        if (iequals(name, "X-Forwarded-Host") && has_host) continue;
+        if (iequals(name, "X-Request-Id")) has_request_id = true;
+        break;
+      default:
+        break;
+    }
+    append_field(out, name, field.value());
+  }
+  // All X-Forwarded-For lines form one list; the peer goes on its end.
+  out.append("X-Forwarded-For: ");
+  for (auto [it, end] = head.equal_range("X-Forwarded-For"); it != end; ++it)
+    out.append(it->value()).append(", ");
+  out.append(ctx.peer_ip).append("\r\nX-Forwarded-Proto: http\r\n");
+  if (has_host) append_field(out, "X-Forwarded-Host", host->value());
+  if (!has_request_id) append_field(out, "X-Request-Id", ctx.request_id);
+  if (!ctx.consumer.empty()) append_field(out, "X-Consumer", ctx.consumer);
+  if (ctx.chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (ctx.content_length) {
+    out.append("Content-Length: ");
+    append_number(out, *ctx.content_length);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+void write_downstream_head(const response_head& head, const response_context& ctx,
+                           std::string& out) {
+  const connection_names named{head};
+  out.append("HTTP/1.1 ");
+  append_number(out, head.result_int());
+  out.append(" ");
   const auto reason = head.reason();
-  out.append(reason.empty() ? http::obsolete_reason(head.result()) : reason);
-  out += "\r\n";
-  append_fields(head, out);
+  out.append(reason.empty() ? http::obsolete_reason(head.result()) : reason).append("\r\n");
+  for (const auto& field : head) {
+    if (is_hop_by_hop(named, field)) continue;
+    const auto name = field.name_string();
+    bool replaced = false;
+    for (const auto& [extra_name, value] : ctx.extra)
+      if (iequals(extra_name, name)) replaced = true;
+    if (!replaced) append_field(out, name, field.value());
+  }
+  for (const auto& [name, value] : ctx.extra) append_field(out, name, value);
+  if (ctx.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (ctx.close)
+    out.append("Connection: close\r\n");
+  else if (ctx.keep_alive_http10)
+    out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
 }
 
 void append_json_escaped(std::string& out, std::string_view s) {

@@ -1,40 +1,56 @@
 // How a request and its response are rewritten between the two sides (SPEC 4.6): hop-by-hop
-// headers removed, X-Forwarded-* and X-Request-Id set. Pure functions over Beast headers.
+// headers removed, X-Forwarded-* and X-Request-Id set. The heads are written straight from the
+// parsed fields with the edits applied on the way, never by editing Beast's field list.
 #pragma once
 
-#include <boost/beast/http/message.hpp>
+#include "proxy/http_types.hpp"
 
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace gw::proxy {
 
+// How the request goes upstream: what replaces or joins the client's headers.
 struct forward_context {
   std::string_view peer_ip;     // the TCP peer, appended to X-Forwarded-For
   std::string_view request_id;  // used when the request carries no X-Request-Id
   std::string_view target;      // normalised (and possibly prefix-stripped) target to send
+  std::string_view consumer;    // X-Consumer (empty: none; the client's own is always dropped)
+  bool chunked = false;                        // the body goes chunked
+  std::optional<std::uint64_t> content_length;  // or with this length (neither: no body)
 };
 
-// Removes Connection, the fields it names, Keep-Alive, Proxy-Connection, TE, Trailer,
-// Transfer-Encoding and Upgrade. Framing is set again by whoever serialises the message.
-void remove_hop_by_hop(boost::beast::http::fields& fields);
+// Hop-by-hop: Connection, the fields it names, Keep-Alive, Proxy-Connection, TE, Trailer,
+// Transfer-Encoding and Upgrade. They never cross the proxy.
+bool is_hop_by_hop(const fields& all, const fields::value_type& field);
 
-// Rewrites a client's request head into the head sent upstream. Expect is dropped because the
-// gateway answers 100-continue itself.
-void prepare_upstream_head(boost::beast::http::request_header<>& head, const forward_context& ctx);
+// The head sent upstream, appended to `out`: HTTP/1.1, the new target, the client's fields less
+// hop-by-hop ones, Expect (the gateway answers 100-continue itself), framing and the fields the
+// gateway sets; then X-Forwarded-For (every line of it joined, the peer appended),
+// X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id (when the client sent none), X-Consumer,
+// and Content-Length or Transfer-Encoding.
+void write_upstream_head(const request_head& head, const forward_context& ctx, std::string& out);
 
-// Rewrites an upstream response head for the client.
-void prepare_downstream_head(boost::beast::http::response_header<>& head);
+// How the response goes to the client.
+struct response_context {
+  // Fields the gateway sets (rate limit headers): they replace the upstream's of the same name.
+  std::span<const std::pair<std::string, std::string>> extra;
+  bool chunked = false;  // re-chunked for the client: Transfer-Encoding: chunked
+  bool close = false;    // Connection: close
+  bool keep_alive_http10 = false;  // Connection: keep-alive (an HTTP/1.0 client that keeps it)
+};
 
-// A head as it goes on the wire (start line, fields, empty line), appended to `out`. The proxy
-// writes heads itself: Beast's serializer costs more than the rest of a small request.
-void serialize_head(const boost::beast::http::request_header<>& head, std::string& out);
-void serialize_head(const boost::beast::http::response_header<>& head, std::string& out);
+// The upstream's response head for the client, appended to `out`: HTTP/1.1, the status and
+// reason, the fields less hop-by-hop ones, then the context's.
+void write_downstream_head(const response_head& head, const response_context& ctx,
+                           std::string& out);
 
 // {"error":"...","message":"..."} (SPEC 6); extra_fields are inserted verbatim before the brace.
 std::string error_json(std::string_view error, std::string_view message,
                        std::string_view extra_fields = {});
-
 // Appends s to out as a JSON string body (without quotes), escaping as needed.
 void append_json_escaped(std::string& out, std::string_view s);
 

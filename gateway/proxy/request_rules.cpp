@@ -76,7 +76,7 @@ bool valid_origin_target(std::string_view target) {
   return true;
 }
 
-std::optional<std::string_view> framing_problem(const http::request_header<>& head) {
+std::optional<std::string_view> framing_problem(const request_head& head) {
   const auto target = head.target();
   if (target == "*") {
     if (head.method() != http::verb::options) return "asterisk target outside OPTIONS";

@@ -2,8 +2,8 @@
 // path normalisation routes are matched against. Pure functions: no sockets here.
 #pragma once
 
-#include <boost/beast/http/fields.hpp>
-#include <boost/beast/http/message.hpp>
+#include "proxy/http_types.hpp"
+
 
 #include <cstddef>
 #include <optional>
@@ -32,7 +32,7 @@ class head_scanner {
 // Checks the parsed head for what Beast lets through but SPEC 4.1 forbids: a Transfer-Encoding
 // whose last coding is not chunked, an absolute-form or invalid target, a missing or repeated
 // Host. Returns the reason when the request must be refused with 400.
-std::optional<std::string_view> framing_problem(const boost::beast::http::request_header<>& head);
+std::optional<std::string_view> framing_problem(const request_head& head);
 
 // Origin-form target check: "/" followed by pchar / "/" / "?" and valid %XX escapes.
 bool valid_origin_target(std::string_view target);

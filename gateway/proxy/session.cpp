@@ -42,7 +42,7 @@ bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeou
 // The request as the limits see it.
 class request_view final : public limit::request_facts {
  public:
-  request_view(const http::request_header<>& head, std::string_view client_ip,
+  request_view(const request_head& head, std::string_view client_ip,
                std::string_view path, std::string_view query,
                std::optional<std::string> api_key_sha256, const config::consumer* consumer)
       : head_(head), client_ip_(client_ip), path_(path), query_(query),
@@ -76,7 +76,7 @@ class request_view final : public limit::request_facts {
   }
 
  private:
-  const http::request_header<>& head_;
+  const request_head& head_;
   std::string_view client_ip_, path_, query_;
   std::optional<std::string> api_key_sha256_;
   const config::consumer* consumer_;
@@ -201,7 +201,10 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   const std::shared_ptr<const snapshot> snap = worker_.current();
   const auto& server = snap->config().server;
 
-  request_parser parser;
+  // The previous request's parsers are gone: their fields' memory is free again.
+  arena_.release();
+  request_parser parser{std::piecewise_construct, std::make_tuple(),
+                        std::make_tuple(arena_allocator{&arena_})};
   parser.header_limit(static_cast<std::uint32_t>(head_length + 1));
   if (server.max_body_bytes > 0)
     parser.body_limit(server.max_body_bytes);
@@ -214,8 +217,9 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   outcome out;
   out.bytes_in = head_length;
   auto& req = parser.get();
-  std::string method{req.method_string()};
-  std::string path, request_id, client_ip;
+  const std::string_view method = req.method_string();
+  std::string path, client_ip;
+  std::string_view request_id;
   std::string_view route_name;
   route_series* series = &snap->unrouted();
 
@@ -249,10 +253,12 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   const auto target = req.target();
   const auto query_at = target.find('?');
   path = target == "*" ? std::string{"*"} : normalize_path(target.substr(0, query_at));
-  if (auto it = req.find("X-Request-Id"); it != req.end())
-    request_id = std::string{it->value()};
-  else
-    request_id = worker_.next_request_id();
+  if (auto it = req.find("X-Request-Id"); it != req.end()) {
+    request_id = it->value();
+  } else {
+    worker_.next_request_id(request_id_);
+    request_id = {request_id_.data(), request_id_.size()};
+  }
 
   const auto route_index =
       snap->routes().match(method, host_without_port(req[http::field::host]), path);
@@ -380,19 +386,20 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
     }
   }
 
-  // Nobody but the gateway says who the consumer is.
-  req.erase("X-Consumer");
-  if (consumer) req.set("X-Consumer", consumer->name);
-
   std::string upstream_target = router::rewrite_path(route, path);
   if (query_at != std::string_view::npos) upstream_target.append(target.substr(query_at));
-  co_await forward(*snap, *route_index, parser, upstream_target, request_id, rate_headers, out);
+  // Nobody but the gateway says who the consumer is. (Computed outside the co_await: GCC 12
+  // mishandles a conditional expression among a co_await's arguments.)
+  std::string_view consumer_name;
+  if (consumer) consumer_name = consumer->name;
+  co_await forward(*snap, *route_index, parser, upstream_target, request_id, consumer_name,
+                   rate_headers, out);
   co_return log_and_return();
 }
 
 asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_index,
                                        request_parser& parser, std::string_view target,
-                                       std::string_view request_id,
+                                       std::string_view request_id, std::string_view consumer,
                                        const limit::header_list& rate_headers, outcome& out) {
   const auto& server = snap.config().server;
   const auto& upstream = snap.upstream_of(route_index);
@@ -409,11 +416,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const auto content_length = parser.content_length();
   const bool chunked = parser.chunked();
 
-  prepare_upstream_head(req, {peer_ip_, request_id, target});
-  if (chunked)
-    req.chunked(true);
-  else if (content_length)
-    req.content_length(*content_length);
+  forward_context upstream_head{peer_ip_, request_id, target, consumer, chunked, std::nullopt};
+  if (!chunked && content_length) upstream_head.content_length = *content_length;
 
   auto count_upstream_error = [&](upstream_error kind) {
     if (worker_.metrics_on())
@@ -460,7 +464,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // Pick a server: round robin over the healthy ones; a connect failure moves on to the next,
   // which is safe because nothing of the request has been sent yet.
   const auto now = clock::now();
-  auto candidates = pool.candidates(upstream, now);
+  auto& candidates = candidates_;
+  pool.candidates(upstream, now, candidates);
   if (candidates.empty()) {
     co_await fail(503, "unavailable", "No healthy upstream server");
     co_return;
@@ -493,9 +498,9 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   }
   out.upstream = conn->label();
 
-  std::optional<http::response_parser<http::buffer_body>> response_reader;
-  std::string head;
-  const bool chunked_upstream = req.chunked();
+  std::optional<response_parser> response_reader;
+  auto& head = head_;
+  const bool chunked_upstream = chunked;
   const auto sent_at = clock::now();
 
   // Send the head and the body, then read the response head. A bodiless request that failed on
@@ -503,7 +508,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // upstream may have closed the idle connection just as we picked it.
   for (int attempt = 0;; ++attempt) {
     head.clear();
-    serialize_head(req, head);
+    write_upstream_head(req, upstream_head, head);
     // The head leaves together with the first piece of the body (or alone): one write.
     beast::error_code upstream_ec;
     for (;;) {
@@ -526,7 +531,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     // The response head; interim 1xx responses are consumed (the gateway answered
     // 100-continue itself) and the next head read.
     while (!upstream_ec) {
-      response_reader.emplace();
+      response_reader.emplace(std::piecewise_construct, std::make_tuple(),
+                              std::make_tuple(arena_allocator{&arena_}));
       response_reader->body_limit(boost::none);
       response_reader->header_limit(64 * 1024);
       if (is_head) response_reader->skip(true);
@@ -581,25 +587,22 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const bool upstream_keep_alive = response_reader->keep_alive();
   const bool response_has_body = !response_reader->is_done();
   bool keep_alive = client_keep_alive && !worker_.draining();
-  prepare_downstream_head(res);
-  for (const auto& [name, value] : rate_headers) res.set(name, value);
+  bool chunked_down = false;
   if (response_has_body && !response_reader->content_length()) {
     // Chunked or delimited by the upstream closing: re-chunk for HTTP/1.1 clients; an HTTP/1.0
     // client learns the end from the connection closing.
     if (client_http11)
-      res.chunked(true);
+      chunked_down = true;
     else
       keep_alive = false;
   }
-  res.keep_alive(keep_alive);
-  if (!client_http11 && keep_alive) res.set(http::field::connection, "keep-alive");
   out.status = res.result_int();
   out.keep_alive = keep_alive;
 
   auto& response_body = res.body();
-  const bool chunked_down = response_has_body && res.chunked();
   head.clear();
-  serialize_head(res, head);
+  write_downstream_head(
+      res, {rate_headers, chunked_down, !keep_alive, !client_http11 && keep_alive}, head);
   if (response_has_body) {
     if (!relay) relay = worker_.take_relay_buffer();
     conn->buffer.reserve(relay_buffer_size);

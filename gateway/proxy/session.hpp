@@ -4,18 +4,21 @@
 #pragma once
 
 #include "limit/verdict.hpp"
+#include "proxy/http_types.hpp"
 #include "proxy/request_rules.hpp"
+#include "proxy/timed_socket.hpp"
 #include "proxy/worker.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include "proxy/timed_socket.hpp"
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstddef>
+#include <memory_resource>
 #include <string>
+#include <vector>
 
 namespace gw::proxy {
 
@@ -34,7 +37,6 @@ class session {
 
  private:
   using clock = std::chrono::steady_clock;
-  using request_parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
 
   enum class head_status { ready, closed, too_large, malformed };
 
@@ -52,7 +54,7 @@ class session {
   boost::asio::awaitable<bool> handle_request(std::size_t head_length);
   boost::asio::awaitable<void> forward(const snapshot& snap, std::size_t route_index,
                                        request_parser& parser, std::string_view target,
-                                       std::string_view request_id,
+                                       std::string_view request_id, std::string_view consumer,
                                        const limit::header_list& rate_headers, outcome& out);
   // Reads the next piece of the request body into `relay` and sets the body for the serializer
   // (that piece, and whether more follows); returns the client's error, if any.
@@ -77,6 +79,15 @@ class session {
   boost::asio::ip::address peer_address_;
   std::string peer_ip_;
   bool idle_ = true;  // waiting for the first byte of a request
+
+  // Per request, reused: the fields of the request's and the response's heads live in the arena
+  // (emptied when the next request starts), heads are written into head_, and the servers to
+  // try into candidates_. A request costs no allocation for any of them once warm.
+  std::array<std::byte, 3072> arena_storage_;
+  std::pmr::monotonic_buffer_resource arena_{arena_storage_.data(), arena_storage_.size()};
+  std::string head_;
+  std::vector<boost::asio::ip::tcp::endpoint> candidates_;
+  std::array<char, 32> request_id_;  // a generated X-Request-Id
 };
 
 }  // namespace gw::proxy

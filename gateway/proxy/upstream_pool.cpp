@@ -9,21 +9,19 @@ namespace gw::proxy {
 
 using tcp = boost::asio::ip::tcp;
 
-std::vector<tcp::endpoint> upstream_pool::candidates(const resolved_upstream& upstream,
-                                                     clock::time_point now) {
-  std::vector<tcp::endpoint> healthy;
-  healthy.reserve(upstream.servers.size());
+void upstream_pool::candidates(const resolved_upstream& upstream, clock::time_point now,
+                               std::vector<tcp::endpoint>& healthy) {
+  healthy.clear();
   for (const auto& server : upstream.servers) {
     auto state = servers_.find(server);
     if (state == servers_.end() || state->second.ejected_until <= now) healthy.push_back(server);
   }
-  if (healthy.empty()) return healthy;
+  if (healthy.empty()) return;
   // Rotate over the healthy servers only, so that an ejected server's turns spread evenly.
   auto it = next_.find(upstream.settings->name);
   if (it == next_.end()) it = next_.emplace(upstream.settings->name, 0).first;
   const auto start = static_cast<std::ptrdiff_t>(it->second++ % healthy.size());
   std::rotate(healthy.begin(), healthy.begin() + start, healthy.end());
-  return healthy;
 }
 
 std::unique_ptr<upstream_connection> upstream_pool::take_idle(const tcp::endpoint& server,

@@ -43,9 +43,9 @@ class upstream_pool {
   using clock = std::chrono::steady_clock;
 
   // The healthy servers of an upstream in the order to try them, starting at the round-robin
-  // position, which advances by one per call. Empty when every server is ejected.
-  std::vector<boost::asio::ip::tcp::endpoint> candidates(const resolved_upstream& upstream,
-                                                         clock::time_point now);
+  // position, which advances by one per call, into `out`. Empty when every server is ejected.
+  void candidates(const resolved_upstream& upstream, clock::time_point now,
+                  std::vector<boost::asio::ip::tcp::endpoint>& out);
 
   // An idle connection to `server`, or null. With `probe`, one the upstream has closed meanwhile
   // is noticed (a non-blocking peek, one syscall) and dropped; without, the caller must be able

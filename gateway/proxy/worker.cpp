@@ -74,14 +74,12 @@ void worker::post_drain() {
   });
 }
 
-std::string worker::next_request_id() {
+void worker::next_request_id(std::array<char, 32>& id) {
   // Random per worker and process, a counter within: unique without coordination.
   static constexpr char hex[] = "0123456789abcdef";
   const std::uint64_t parts[2] = {random_(), ++request_counter_ ^ (std::uint64_t{index_} << 56)};
-  std::string id(32, '0');
   for (int p = 0; p < 2; ++p)
     for (int i = 0; i < 16; ++i) id[p * 16 + i] = hex[(parts[p] >> (60 - 4 * i)) & 0xf];
-  return id;
 }
 
 worker::relay_buffer worker::take_relay_buffer() {

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -79,7 +80,8 @@ class worker {
   std::size_t slot() const { return index_; }  // this worker's slot in every metric series
   access_log& log() { return *log_; }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
-  std::string next_request_id();
+  // A new X-Request-Id: 32 hex digits, written into `out`.
+  void next_request_id(std::array<char, 32>& out);
   void add(session* s);
   void remove(session* s);
 

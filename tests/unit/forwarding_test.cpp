@@ -1,18 +1,55 @@
-// Header rewriting between client and upstream: hop-by-hop removal, X-Forwarded-*, request ids.
+// Header rewriting between client and upstream: hop-by-hop removal, X-Forwarded-*, request ids,
+// framing and the gateway's own fields, checked on the heads as written.
 #include "proxy/forwarding.hpp"
 
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/http/parser.hpp>
 
 #include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
 namespace http = boost::beast::http;
+using gw::proxy::request_head;
+using gw::proxy::response_head;
 
-TEST(prepare_upstream_head, removes_hop_by_hop_headers_and_those_connection_names) {
-  http::request_header<> h;
+// The written head parsed back, as the upstream (or the client) will read it.
+template <bool isRequest>
+http::header<isRequest> parse_back(const std::string& text) {
+  http::parser<isRequest, http::empty_body> p;
+  if constexpr (!isRequest) p.skip(true);
+  boost::beast::error_code ec;
+  p.put(boost::asio::buffer(text), ec);
+  EXPECT_FALSE(ec) << ec.message() << " in:\n" << text;
+  EXPECT_TRUE(p.is_header_done()) << text;
+  return p.release().base();
+}
+
+gw::proxy::forward_context context(std::string_view peer, std::string_view id,
+                                   std::string_view target) {
+  gw::proxy::forward_context c{};
+  c.peer_ip = peer;
+  c.request_id = id;
+  c.target = target;
+  return c;
+}
+
+std::string upstream_text(const request_head& h, const gw::proxy::forward_context& ctx) {
+  std::string out;
+  gw::proxy::write_upstream_head(h, ctx, out);
+  return out;
+}
+
+TEST(write_upstream_head, removes_hop_by_hop_headers_and_those_connection_names) {
+  request_head h;
   h.method(http::verb::get);
   h.target("/old");
+  h.version(10);
   h.set(http::field::host, "api.example.com");
   h.insert(http::field::connection, "keep-alive, X-Secret-Hop");
   h.insert(http::field::connection, "Upgrade");
@@ -26,42 +63,103 @@ TEST(prepare_upstream_head, removes_hop_by_hop_headers_and_those_connection_name
   h.set(http::field::expect, "100-continue");
   h.set("X-Kept", "yes");
 
-  gw::proxy::prepare_upstream_head(h, {"10.1.2.3", "rid-1", "/new?q=1"});
-
+  const auto text = upstream_text(h, context("10.1.2.3", "rid-1", "/new?q=1"));
+  EXPECT_TRUE(text.starts_with("GET /new?q=1 HTTP/1.1\r\n")) << text;
+  EXPECT_TRUE(text.ends_with("\r\n\r\n")) << text;
+  const auto up = parse_back<true>(text);
   for (auto name : {"Connection", "X-Secret-Hop", "Keep-Alive", "Proxy-Connection", "TE",
-                    "Trailer", "Transfer-Encoding", "Upgrade", "Expect"})
-    EXPECT_EQ(h.count(name), 0u) << name;
-  EXPECT_EQ(h["X-Kept"], "yes");
-  EXPECT_EQ(h.target(), "/new?q=1");
-  EXPECT_EQ(h["X-Forwarded-For"], "10.1.2.3");
-  EXPECT_EQ(h["X-Forwarded-Proto"], "http");
-  EXPECT_EQ(h["X-Forwarded-Host"], "api.example.com");
-  EXPECT_EQ(h["X-Request-Id"], "rid-1");
-  EXPECT_EQ(h[http::field::host], "api.example.com");
+                    "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Content-Length",
+                    "X-Consumer"})
+    EXPECT_EQ(up.count(name), 0u) << name;
+  EXPECT_EQ(up["X-Kept"], "yes");
+  EXPECT_EQ(up.target(), "/new?q=1");
+  EXPECT_EQ(up.version(), 11u);
+  EXPECT_EQ(up["X-Forwarded-For"], "10.1.2.3");
+  EXPECT_EQ(up["X-Forwarded-Proto"], "http");
+  EXPECT_EQ(up["X-Forwarded-Host"], "api.example.com");
+  EXPECT_EQ(up["X-Request-Id"], "rid-1");
+  EXPECT_EQ(up[http::field::host], "api.example.com");
 }
 
-TEST(prepare_upstream_head, appends_the_peer_to_every_forwarded_for_line) {
-  http::request_header<> h;
+TEST(write_upstream_head, appends_the_peer_to_every_forwarded_for_line) {
+  request_head h;
+  h.method(http::verb::get);
+  h.set(http::field::host, "x");
   h.insert("X-Forwarded-For", "1.1.1.1, 2.2.2.2");
-  h.insert("X-Forwarded-For", "3.3.3.3");
+  h.insert("x-forwarded-for", "3.3.3.3");
   h.set("X-Request-Id", "client-chose-this");
-  gw::proxy::prepare_upstream_head(h, {"127.0.0.1", "generated", "/"});
-  EXPECT_EQ(h.count("X-Forwarded-For"), 1u);
-  EXPECT_EQ(h["X-Forwarded-For"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1");
-  EXPECT_EQ(h["X-Request-Id"], "client-chose-this");
+  const auto up = parse_back<true>(upstream_text(h, context("127.0.0.1", "generated", "/")));
+  EXPECT_EQ(up.count("X-Forwarded-For"), 1u);
+  EXPECT_EQ(up["X-Forwarded-For"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1");
+  EXPECT_EQ(up.count("X-Request-Id"), 1u);
+  EXPECT_EQ(up["X-Request-Id"], "client-chose-this");
 }
 
-TEST(prepare_downstream_head, strips_hop_by_hop_from_responses) {
-  http::response_header<> h;
+TEST(write_upstream_head, replaces_what_only_the_gateway_may_say) {
+  request_head h;
+  h.method(http::verb::post);
+  h.set("X-Forwarded-Host", "forged.example");  // before Host: still replaced
+  h.set(http::field::host, "real.example");
+  h.set("X-Forwarded-Proto", "https");
+  h.set("X-Consumer", "admin");
+  h.set(http::field::content_length, "999");
+  auto ctx = context("10.0.0.1", "rid", "/");
+  ctx.consumer = "acme";
+  ctx.content_length = 12;
+  const auto up = parse_back<true>(upstream_text(h, ctx));
+  EXPECT_EQ(up.count("X-Forwarded-Host"), 1u);
+  EXPECT_EQ(up["X-Forwarded-Host"], "real.example");
+  EXPECT_EQ(up.count("X-Forwarded-Proto"), 1u);
+  EXPECT_EQ(up["X-Forwarded-Proto"], "http");
+  EXPECT_EQ(up.count("X-Consumer"), 1u);
+  EXPECT_EQ(up["X-Consumer"], "acme");
+  EXPECT_EQ(up.count(http::field::content_length), 1u);
+  EXPECT_EQ(up[http::field::content_length], "12");
+
+  // Without a consumer the client's X-Consumer is simply gone; a chunked body says so.
+  auto chunked = context("10.0.0.1", "rid", "/");
+  chunked.chunked = true;
+  const auto up2 = parse_back<true>(upstream_text(h, chunked));
+  EXPECT_EQ(up2.count("X-Consumer"), 0u);
+  EXPECT_EQ(up2.count(http::field::content_length), 0u);
+  EXPECT_EQ(up2[http::field::transfer_encoding], "chunked");
+}
+
+TEST(write_downstream_head, strips_hop_by_hop_and_sets_the_gateways_fields) {
+  response_head h;
   h.version(10);
-  h.set(http::field::connection, "close");
+  h.result(http::status::ok);
+  h.set(http::field::connection, "close, X-Hop");
+  h.set("X-Hop", "1");
   h.set(http::field::transfer_encoding, "chunked");
   h.set(http::field::content_type, "text/plain");
-  gw::proxy::prepare_downstream_head(h);
-  EXPECT_EQ(h.count(http::field::connection), 0u);
-  EXPECT_EQ(h.count(http::field::transfer_encoding), 0u);
-  EXPECT_EQ(h[http::field::content_type], "text/plain");
-  EXPECT_EQ(h.version(), 11u);
+  h.set("RateLimit", "from-upstream");
+  const std::vector<std::pair<std::string, std::string>> extra{{"RateLimit", "\"l\";r=4;t=1"}};
+  gw::proxy::response_context ctx;
+  ctx.extra = extra;
+  ctx.chunked = true;
+  std::string text;
+  gw::proxy::write_downstream_head(h, ctx, text);
+  EXPECT_TRUE(text.starts_with("HTTP/1.1 200 OK\r\n")) << text;
+  const auto down = parse_back<false>(text);
+  EXPECT_EQ(down.count(http::field::connection), 0u);
+  EXPECT_EQ(down.count("X-Hop"), 0u);
+  EXPECT_EQ(down.count(http::field::transfer_encoding), 1u);
+  EXPECT_EQ(down[http::field::transfer_encoding], "chunked");
+  EXPECT_EQ(down[http::field::content_type], "text/plain");
+  EXPECT_EQ(down.count("RateLimit"), 1u);
+  EXPECT_EQ(down["RateLimit"], "\"l\";r=4;t=1");
+
+  gw::proxy::response_context closing;
+  closing.close = true;
+  h.reason("Fine");
+  text.clear();
+  gw::proxy::write_downstream_head(h, closing, text);
+  EXPECT_TRUE(text.starts_with("HTTP/1.1 200 Fine\r\n")) << text;
+  const auto closed = parse_back<false>(text);
+  EXPECT_EQ(closed[http::field::connection], "close");
+  EXPECT_EQ(closed.count(http::field::transfer_encoding), 0u);
+  EXPECT_EQ(closed["RateLimit"], "from-upstream");
 }
 
 TEST(error_json, renders_the_spec_shape_and_escapes) {

@@ -47,8 +47,8 @@ TEST(head_scanner, refuses_nul_bare_cr_bare_lf_and_obs_fold) {
   EXPECT_EQ(scan_all("GET / HTTP/1.1\r\n Host: a\r\n\r\n"), malformed);
 }
 
-http::request_header<> parse(std::string_view head) {
-  http::request_parser<http::empty_body> p;
+gw::proxy::request_head parse(std::string_view head) {
+  http::request_parser<http::empty_body, gw::proxy::arena_allocator> p;
   boost::beast::error_code ec;
   p.put(boost::asio::buffer(head.data(), head.size()), ec);
   EXPECT_FALSE(ec) << ec.message() << " for " << head;
