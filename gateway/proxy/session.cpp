@@ -9,17 +9,16 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include <array>
 #include <cstdio>
-#include <span>
-#include <tuple>
 #include <memory>
 #include <optional>
+#include <span>
+#include <tuple>
 
 namespace gw::proxy {
 
@@ -103,6 +102,43 @@ asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
       stream, std::span<const asio::const_buffer>{buffers.data(), count}, use_tuple);
   head.clear();
   co_return result;
+}
+
+// As http::async_read_some, without its composed-operation machinery: what is already buffered
+// is parsed at once (no I/O, no trip through the scheduler), and the socket is read only when the
+// parser needs more. Returns the parser's error and the bytes it consumed.
+template <bool isRequest>
+asio::awaitable<std::tuple<beast::error_code, std::size_t>> read_some(
+    timed_socket& stream, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser) {
+  std::size_t used = 0;
+  beast::error_code ec;
+  auto parse = [&] {
+    const auto n = parser.put(buffer.data(), ec);
+    buffer.consume(n);
+    used += n;
+    if (ec == http::error::need_more && buffer.size() == buffer.max_size())
+      ec = http::error::buffer_overflow;
+    return ec != http::error::need_more;
+  };
+  if (buffer.size() > 0 && parse()) co_return std::tuple{ec, used};
+  for (;;) {
+    auto [rec, n] =
+        co_await stream.async_read_some(buffer.prepare(beast::read_size(buffer, 65536)), use_tuple);
+    if (rec == asio::error::eof) {
+      // The peer finished: that ends a message delimited by the connection closing, and
+      // truncates any other.
+      if (parser.got_some()) {
+        ec = {};
+        parser.put_eof(ec);
+      } else {
+        ec = http::error::end_of_stream;
+      }
+      co_return std::tuple{ec, used};
+    }
+    if (rec) co_return std::tuple{rec, used};
+    buffer.commit(n);
+    if (parse()) co_return std::tuple{ec, used};
+  }
 }
 
 }  // namespace
@@ -537,10 +573,11 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       response_reader->header_limit(64 * 1024);
       if (is_head) response_reader->skip(true);
       conn->stream.expires_after(settings.timeout);
-      auto [rec, rn] =
-          co_await http::async_read_header(conn->stream, conn->buffer, *response_reader, use_tuple);
-      upstream_ec = rec;
-      if (rec) break;
+      while (!upstream_ec && !response_reader->is_header_done()) {
+        auto [rec, rn] = co_await read_some(conn->stream, conn->buffer, *response_reader);
+        upstream_ec = rec;
+      }
+      if (upstream_ec) break;
       const auto status = response_reader->get().result_int();
       if (status >= 200) break;
       if (status == 101) upstream_ec = http::error::bad_version;  // Upgrade was never forwarded
@@ -616,7 +653,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       response_body.size = relay_buffer_size;
       conn->stream.expires_after(settings.timeout);
       auto [rec, rn] =
-          co_await http::async_read_some(conn->stream, conn->buffer, *response_reader, use_tuple);
+          co_await read_some(conn->stream, conn->buffer, *response_reader);
       if (rec == http::error::need_buffer) rec = {};
       if (rec) {
         if (!head_sent) {
@@ -655,7 +692,7 @@ asio::awaitable<beast::error_code> session::read_body_piece(request_parser& pars
     body.data = relay;
     body.size = relay_buffer_size;
     stream_.expires_after(idle_timeout);
-    auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+    auto [ec, n] = co_await read_some(stream_, buffer_, parser);
     if (ec == http::error::need_buffer) ec = {};
     out.bytes_in += n;
     if (ec) co_return ec;
@@ -730,7 +767,7 @@ asio::awaitable<bool> session::discard_body(request_parser& parser) {
     body.data = sink.data();
     body.size = sink.size();
     stream_.expires_after(worker_.current()->config().server.idle_timeout);
-    auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+    auto [ec, n] = co_await read_some(stream_, buffer_, parser);
     if (ec && ec != http::error::need_buffer) co_return false;
   }
   co_return true;
