@@ -121,7 +121,7 @@ class script_client {
     }
   }
 
-  // One check per call: EVALSHA sha 1 key now requests window burst cost (see scripts.hpp).
+  // One check per call: EVALSHA sha 1 key now 1 requests window burst cost 1 (scripts.hpp).
   static std::vector<std::string> argv_for(const std::string& sha_or_source, bool by_source,
                                            const std::string& key, const policy& p,
                                            std::optional<micros> now) {
@@ -130,10 +130,12 @@ class script_client {
             "1",
             key,
             now ? std::to_string(*now) : "",
+            "1",
             std::to_string(p.requests),
             std::to_string(p.window),
             std::to_string(p.burst),
-            std::to_string(p.cost)};
+            std::to_string(p.cost),
+            "1"};
   }
 
   // Several checks of one algorithm in one call, all at `now`.
@@ -143,9 +145,14 @@ class script_client {
                                   std::to_string(checks.size())};
     for (const auto& c : checks) args.push_back(c.first);
     args.push_back(std::to_string(now));
-    for (const auto& [key, p] : checks)
-      for (auto v : {p.requests, static_cast<std::uint64_t>(p.window), p.burst, p.cost})
+    // A policy per check, listed backwards: the script must follow the numbers, not the order.
+    args.push_back(std::to_string(checks.size()));
+    for (auto c = checks.rbegin(); c != checks.rend(); ++c)
+      for (auto v : {c->second.requests, static_cast<std::uint64_t>(c->second.window),
+                     c->second.burst, c->second.cost})
         args.push_back(std::to_string(v));
+    for (std::size_t i = 0; i < checks.size(); ++i)
+      args.push_back(std::to_string(checks.size() - i));
     auto r = command(args);
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 * checks.size())
       throw std::runtime_error("not an array of " + std::to_string(4 * checks.size()) + ": " +
@@ -550,7 +557,8 @@ TEST_F(redis_scripts, evalsha_answers_noscript_after_script_flush_and_eval_recac
 
 TEST_F(redis_scripts, a_bad_argument_is_an_error_reply_not_a_decision) {
   auto r = client_->command({"EVALSHA", scripts::script_for(algorithm::gcra).sha1, "1",
-                             fresh_key(algorithm::gcra, "bad"), "", "x", "1000000", "1", "1"});
+                             fresh_key(algorithm::gcra, "bad"), "", "1", "x", "1000000", "1",
+                             "1", "1"});
   EXPECT_EQ(r->type, REDIS_REPLY_ERROR);
 }
 

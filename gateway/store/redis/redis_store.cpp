@@ -163,7 +163,7 @@ void redis_store::send(connection& conn, group calls, bool by_source) {
   const auto& script = script_for(algo);
   const auto suffix = limit::to_string(algo);
 
-  // EVALSHA sha n key_1 .. key_n now (requests window burst cost) x n, built in one buffer.
+  // EVALSHA sha n key_1 .. key_n now m policy_1 .. policy_m p_1 .. p_n, built in one buffer.
   arena_.clear();
   ends_.clear();
   const auto mark = [&] { ends_.push_back(arena_.size()); };
@@ -175,15 +175,30 @@ void redis_store::send(connection& conn, group calls, bool by_source) {
   }
   if (calls.front().now) append_number(arena_, *calls.front().now);
   mark();
+  // The distinct policies, in order of first use, and each check's number among them.
+  policies_.clear();
+  policy_of_.clear();
   for (const auto& q : calls) {
     const auto& p = q.check->policy;
-    append_number(arena_, static_cast<std::int64_t>(p.requests));
-    mark();
-    append_number(arena_, p.window);
-    mark();
-    append_number(arena_, static_cast<std::int64_t>(p.burst));
-    mark();
-    append_number(arena_, static_cast<std::int64_t>(p.cost));
+    std::size_t i = 0;
+    while (i < policies_.size() &&
+           !(policies_[i]->requests == p.requests && policies_[i]->window == p.window &&
+             policies_[i]->burst == p.burst && policies_[i]->cost == p.cost))
+      ++i;
+    if (i == policies_.size()) policies_.push_back(&p);
+    policy_of_.push_back(i + 1);
+  }
+  append_number(arena_, static_cast<std::int64_t>(policies_.size()));
+  mark();
+  for (const auto* p : policies_) {
+    for (const auto v : {static_cast<std::int64_t>(p->requests), p->window,
+                         static_cast<std::int64_t>(p->burst), static_cast<std::int64_t>(p->cost)}) {
+      append_number(arena_, v);
+      mark();
+    }
+  }
+  for (const auto i : policy_of_) {
+    append_number(arena_, static_cast<std::int64_t>(i));
     mark();
   }
   args_.clear();

@@ -65,6 +65,8 @@ class redis_store final : public store {
   std::string arena_;
   std::vector<std::size_t> ends_;
   std::vector<std::string_view> args_;
+  std::vector<const limit::policy*> policies_;  // of the call being built
+  std::vector<std::size_t> policy_of_;
 };
 
 }  // namespace gw::store::redis

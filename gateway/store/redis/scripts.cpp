@@ -48,23 +48,23 @@ local function ceil_div(a, b)
   return q
 end
 
--- Numbers go to redis.call as they are: Redis writes them with %.17g, which every integer here
--- (below 2^53) comes out of exactly. Only text built in Lua needs int(): tostring and `..` round
--- to 14 digits. (string.format costs more than a redis.call: it is kept off the common path.)
+-- Numbers as command arguments, exactly: every integer here is below 2^53, and %d formats it as
+-- a 64-bit integer. (Redis would format a number passed as is with %.17g, and %.0f or tostring
+-- go through the same slow floating-point path; those cost more than the command itself.)
 local function int(x)
-  return string.format('%.0f', x)
+  return string.format('%d', x)
 end
 
 -- A key lives as long as its state means something: until reset, rounded up to the millisecond.
 local function ttl_ms(reset)
-  return math.max(1, ceil_div(reset, 1000) + 1)
+  return int(math.max(1, ceil_div(reset, 1000) + 1))
 end
 
 -- Each key's state is read from Redis once per call and written back once, at the end, with the
 -- TTL of its last update: checks of one key within a call see each other's updates exactly as
 -- if each had been its own call, for a read and a write per key instead of per check.
--- `read(key)` returns the state or false (cold); `write(key, state, ttl)` stores it.
-local states, ttls, dirty = {}, {}, {}
+-- `read(key)` returns the state or false (cold); `write(key, state, ttl_ms)` stores it.
+local states, resets, dirty = {}, {}, {}
 local function load(key, read)
   local s = states[key]
   if s == nil then
@@ -73,26 +73,33 @@ local function load(key, read)
   end
   return s
 end
-local function save(key, s, ttl)
-  if ttls[key] == nil then dirty[#dirty + 1] = key end
+local function save(key, s, reset)
+  if resets[key] == nil then dirty[#dirty + 1] = key end
   states[key] = s
-  ttls[key] = ttl
+  resets[key] = reset
 end
 )lua";
 
-// Runs check() for every key in order, writes back what changed, answers four integers per key.
+// Reads the policies once, runs check() for every key in order, writes back what changed,
+// answers four integers per key.
 constexpr std::string_view driver = R"lua(
+local policies = {}
+for j = 1, tonumber(ARGV[2]) do
+  local a = 4 * j - 1
+  policies[j] = {tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+                 tonumber(ARGV[a + 3])}
+end
+local first = 4 * #policies + 2
 local out = {}
 for i = 1, #KEYS do
-  local a = 4 * i - 2
-  local admitted, remaining, reset, retry_after = check(KEYS[i], tonumber(ARGV[a]),
-      tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
+  local p = policies[tonumber(ARGV[first + i])]
+  local admitted, remaining, reset, retry_after = check(KEYS[i], p[1], p[2], p[3], p[4])
   out[4 * i - 3] = admitted and 1 or 0
   out[4 * i - 2] = remaining
   out[4 * i - 1] = reset
   out[4 * i] = retry_after
 end
-for _, key in ipairs(dirty) do write(key, states[key], ttls[key]) end
+for _, key in ipairs(dirty) do write(key, states[key], ttl_ms(resets[key])) end
 return out
 )lua";
 
@@ -104,7 +111,7 @@ local function read(key)
   return false
 end
 function write(key, tat, ttl)
-  redis.call('SET', key, tat, 'PX', ttl)
+  redis.call('SET', key, int(tat), 'PX', ttl)
 end
 
 function check(key, requests, window, burst, cost)
@@ -121,7 +128,7 @@ function check(key, requests, window, burst, cost)
   local remaining = 0
   if burst > used then remaining = burst - used end
   local reset = new_tat - now
-  if admitted then save(key, new_tat, ttl_ms(reset)) end
+  if admitted then save(key, new_tat, reset) end
   local retry_after = 0
   if not admitted then
     if tolerance < 0 then retry_after = window else retry_after = tat - now - tolerance end
@@ -138,7 +145,7 @@ local function read(key)
   return {level = tonumber(state[1]), last = tonumber(state[2])}
 end
 function write(key, s, ttl)
-  redis.call('HSET', key, 'level', s.level, 'last', s.last)
+  redis.call('HSET', key, 'level', int(s.level), 'last', int(s.last))
   redis.call('PEXPIRE', key, ttl)
 end
 
@@ -168,7 +175,7 @@ function check(key, requests, window, burst, cost)
   local reset = ceil_div(capacity - level, rate)
   -- Only an admitted request changes what the state means: a refill without a take is recomputed
   -- the same next time, from the older level and time.
-  if admitted then save(key, {level = level, last = last}, ttl_ms(reset)) end
+  if admitted then save(key, {level = level, last = last}, reset) end
   local retry_after = 0
   if not admitted then
     if need > capacity then retry_after = w else retry_after = ceil_div(need - level, rate) end
@@ -185,7 +192,7 @@ local function read(key)
   return {start = tonumber(state[1]), curr = tonumber(state[2]), prev = tonumber(state[3])}
 end
 function write(key, s, ttl)
-  redis.call('HSET', key, 'start', s.start, 'curr', s.curr, 'prev', s.prev)
+  redis.call('HSET', key, 'start', int(s.start), 'curr', int(s.curr), 'prev', int(s.prev))
   redis.call('PEXPIRE', key, ttl)
 end
 
@@ -220,7 +227,7 @@ function check(key, requests, window, burst, cost)
   local reset = w - elapsed
   if curr > 0 then reset = 2 * w - elapsed end
   -- Rejected, the state only rolls forward to this window, which the next call redoes the same.
-  if admitted then save(key, {start = start, curr = curr, prev = prev}, ttl_ms(reset)) end
+  if admitted then save(key, {start = start, curr = curr, prev = prev}, reset) end
   local retry_after = 0
   if not admitted then
     -- Within this window the previous count fades linearly; find when it has faded enough.
@@ -250,7 +257,7 @@ constexpr std::string_view sliding_log_body = R"lua(
 function write() end
 
 function check(key, requests, window, burst, cost)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window))
   local used = redis.call('ZCARD', key)
 
   local admitted = used + cost <= requests
@@ -301,7 +308,7 @@ local function read(key)
   return {start = tonumber(state[1]), count = tonumber(state[2])}
 end
 function write(key, s, ttl)
-  redis.call('HSET', key, 'start', s.start, 'count', s.count)
+  redis.call('HSET', key, 'start', int(s.start), 'count', int(s.count))
   redis.call('PEXPIRE', key, ttl)
 end
 
@@ -316,7 +323,7 @@ function check(key, requests, window, burst, cost)
   if admitted then count = count + cost end
   local remaining = requests - math.min(count, requests)
   local reset = window_end - now
-  if admitted then save(key, {start = start, count = count}, ttl_ms(reset)) end
+  if admitted then save(key, {start = start, count = count}, reset) end
   -- A cost above requests can never pass; the next window is still the honest answer.
   local retry_after = 0
   if not admitted then retry_after = window_end - now end

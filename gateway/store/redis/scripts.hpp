@@ -12,7 +12,9 @@
 namespace gw::store::redis {
 
 // Calling convention, the same for all five: any number n >= 1 of checks in one call,
-//   EVALSHA <sha1> <n> <key_1> .. <key_n> <now_us> then per key: <requests> <window_us> <burst> <cost>
+//   EVALSHA <sha1> <n> <key_1> .. <key_n> <now_us> <m> <policy_1> .. <policy_m> <p_1> .. <p_n>
+// where a policy is four arguments, <requests> <window_us> <burst> <cost>, and p_i is the
+// (1-based) number of key i's policy: the checks of one call mostly share a few policies.
 // now_us is for tests only; empty, the script reads Redis TIME (sec * 1000000 + usec) once, so
 // that gateways with skewed clocks agree. The checks run in order, each seeing the ones before it
 // as if it were a call of its own (a key's state is read once and written once per call). The
