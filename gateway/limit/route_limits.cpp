@@ -49,8 +49,12 @@ route_limits::route_limits(const config::route& route, std::string key_prefix)
 
 void route_limits::plan(const request_facts& request, std::vector<store::limit_check>& checks,
                         std::vector<applied_limit>& applied) const {
+  std::size_t used = 0;
+  applied.clear();
   for (const auto& c : limits_) {
-    std::string key = c.key_head;
+    if (used == checks.size()) checks.emplace_back();
+    auto& key = checks[used].key;
+    key.assign(c.key_head);
     bool complete = true;
     bool first = true;
     for (const auto& part : c.limit->key) {
@@ -112,9 +116,10 @@ void route_limits::plan(const request_facts& request, std::vector<store::limit_c
         break;
       }
     }
-    checks.push_back({std::move(key), *effective});
+    checks[used++].policy = *effective;
     applied.push_back({c.limit, *effective});
   }
+  checks.resize(used);
 }
 
 }  // namespace gw::limit

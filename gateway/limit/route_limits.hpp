@@ -39,8 +39,9 @@ class route_limits {
 
   bool empty() const { return limits_.empty(); }
 
-  // Appends one check per applicable limit (a limit whose key part the request lacks does not
-  // apply) to `checks`, and the matching entry to `applied`.
+  // Replaces `checks` with one check per applicable limit (a limit whose key part the request
+  // lacks does not apply), and `applied` with the matching entries. The checks' key strings are
+  // overwritten in place: vectors kept from request to request stop allocating.
   void plan(const request_facts& request, std::vector<store::limit_check>& checks,
             std::vector<applied_limit>& applied) const;
 

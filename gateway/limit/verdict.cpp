@@ -2,6 +2,7 @@
 #include "limit/verdict.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 namespace gw::limit {
 
@@ -52,44 +53,66 @@ verdict judge(std::span<const applied_limit> applied, std::span<const decision> 
   return v;
 }
 
+namespace {
+
+template <class Integer>
+void append_number(std::string& out, Integer v) {
+  char text[24];
+  out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
+}
+
+// The next field of `out`, its name set and its value empty; `used` counts the fields so far.
+std::string& next_field(header_list& out, std::size_t& used, std::string_view name) {
+  if (used == out.size()) out.emplace_back();
+  auto& field = out[used++];
+  field.first.assign(name);
+  field.second.clear();
+  return field.second;
+}
+
+}  // namespace
+
 void render_headers(std::span<const applied_limit> applied, std::span<const decision> decisions,
                     const verdict& v, bool ietf, bool legacy, header_list& out) {
+  std::size_t used = 0;
   if (ietf) {
-    std::string policy_field, limit_field;
+    auto& policy_field = next_field(out, used, "RateLimit-Policy");
     for (std::size_t i = 0; i < applied.size(); ++i) {
-      const auto& name = applied[i].limit->name;
       const auto q = quota_of(applied[i].effective);
-      if (i) {
-        policy_field += ", ";
-        limit_field += ", ";
-      }
-      policy_field += '"' + name + "\";q=" + std::to_string(q.units) +
-                      ";w=" + std::to_string(ceil_seconds(q.window));
-      limit_field += '"' + name + "\";r=" + std::to_string(decisions[i].remaining) +
-                     ";t=" + std::to_string(seconds_until(decisions[i]));
+      if (i) policy_field += ", ";
+      policy_field.append("\"").append(applied[i].limit->name).append("\";q=");
+      append_number(policy_field, q.units);
+      policy_field.append(";w=");
+      append_number(policy_field, ceil_seconds(q.window));
     }
-    out.emplace_back("RateLimit-Policy", std::move(policy_field));
-    out.emplace_back("RateLimit", std::move(limit_field));
+    auto& limit_field = next_field(out, used, "RateLimit");
+    for (std::size_t i = 0; i < applied.size(); ++i) {
+      if (i) limit_field += ", ";
+      limit_field.append("\"").append(applied[i].limit->name).append("\";r=");
+      append_number(limit_field, decisions[i].remaining);
+      limit_field.append(";t=");
+      append_number(limit_field, seconds_until(decisions[i]));
+    }
   }
   if (legacy) {
     const auto& d = decisions[v.deciding];
-    out.emplace_back("X-RateLimit-Limit",
-                     std::to_string(quota_of(applied[v.deciding].effective).units));
-    out.emplace_back("X-RateLimit-Remaining", std::to_string(d.remaining));
-    out.emplace_back("X-RateLimit-Reset", std::to_string(seconds_until(d)));
+    append_number(next_field(out, used, "X-RateLimit-Limit"),
+                  quota_of(applied[v.deciding].effective).units);
+    append_number(next_field(out, used, "X-RateLimit-Remaining"), d.remaining);
+    append_number(next_field(out, used, "X-RateLimit-Reset"), seconds_until(d));
   }
+  out.resize(used);
 }
 
-std::string rejection_body(std::string_view route, std::string_view limit,
+void append_rejection_body(std::string& out, std::string_view route, std::string_view limit,
                            std::int64_t retry_after_seconds) {
-  std::string body = R"({"error":"rate_limited","message":"Rate limit exceeded","route":")";
-  body += route;
-  body += R"(","limit":")";
-  body += limit;
-  body += R"(","retry_after":)";
-  body += std::to_string(retry_after_seconds);
-  body += '}';
-  return body;
+  out.append(R"({"error":"rate_limited","message":"Rate limit exceeded","route":")");
+  out.append(route);
+  out.append(R"(","limit":")");
+  out.append(limit);
+  out.append(R"(","retry_after":)");
+  append_number(out, retry_after_seconds);
+  out += '}';
 }
 
 }  // namespace gw::limit

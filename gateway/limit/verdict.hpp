@@ -23,12 +23,19 @@ verdict judge(std::span<const applied_limit> applied, std::span<const decision> 
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-// Appends the rate-limit header fields the route asks for.
+// Replaces `out` with the rate-limit header fields the route asks for. The list's strings are
+// overwritten in place, so a list kept from request to request stops allocating.
 void render_headers(std::span<const applied_limit> applied, std::span<const decision> decisions,
                     const verdict& v, bool ietf, bool legacy, header_list& out);
 
-// The 429 body: {"error":"rate_limited",...,"route":...,"limit":...,"retry_after":N}.
-std::string rejection_body(std::string_view route, std::string_view limit,
+// The 429 body: {"error":"rate_limited",...,"route":...,"limit":...,"retry_after":N}, appended.
+void append_rejection_body(std::string& out, std::string_view route, std::string_view limit,
                            std::int64_t retry_after_seconds);
+inline std::string rejection_body(std::string_view route, std::string_view limit,
+                                  std::int64_t retry_after_seconds) {
+  std::string out;
+  append_rejection_body(out, route, limit, retry_after_seconds);
+  return out;
+}
 
 }  // namespace gw::limit

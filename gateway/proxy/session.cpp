@@ -14,6 +14,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -329,19 +330,22 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   if (route.auth == config::auth_mode::required && !consumer) {
     out.status = 401;
     out.keep_alive = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
-    out.bytes_out = co_await respond(401, error_json("unauthorized", "A valid API key is required"),
+    out.bytes_out = co_await respond(401, "unauthorized", "A valid API key is required",
                                      out.keep_alive);
     co_return log_and_return();
   }
 
   std::string_view query;
   if (query_at != std::string_view::npos) query = target.substr(query_at + 1);
-  limit::header_list rate_headers;
+  // Filled in place when the store answers (its strings reused from request to request), and
+  // emptied below when it does not.
+  auto& rate_headers = rate_headers_;
+  bool rendered = false;
   const auto& limits = snap->limits_of(*route_index);
   if (!limits.empty()) {
     const request_view view{req, client_ip, path, query, key_hash, consumer};
-    std::vector<store::limit_check> checks;
-    std::vector<limit::applied_limit> applied;
+    auto& checks = checks_;
+    auto& applied = applied_;
     limits.plan(view, checks, applied);
     if (!checks.empty()) {
       // A key the store recently called over its limit is answered here, without a round trip.
@@ -388,8 +392,8 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
           out.status = 503;
           out.keep_alive =
               parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
-          out.bytes_out = co_await respond(
-              503, error_json("unavailable", "Rate limit store unavailable"), out.keep_alive);
+          out.bytes_out =
+              co_await respond(503, "unavailable", "Rate limit store unavailable", out.keep_alive);
           co_return log_and_return();
         }
       } else {
@@ -403,6 +407,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
         }
         limit::render_headers(applied, result.decisions, v, route.ietf_headers,
                               route.legacy_headers, rate_headers);
+        rendered = true;
         if (v.limited && route.shadow) {
           out.decision = decision::shadow_limited;
         } else if (v.limited) {
@@ -411,17 +416,17 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
           rate_headers.emplace_back("Retry-After", std::to_string(v.retry_after_seconds));
           out.keep_alive =
               parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
-          out.bytes_out = co_await respond(
-              429,
-              limit::rejection_body(route.name, applied[v.deciding].limit->name,
-                                    v.retry_after_seconds),
-              out.keep_alive, &rate_headers);
+          body_.clear();
+          limit::append_rejection_body(body_, route.name, applied[v.deciding].limit->name,
+                                       v.retry_after_seconds);
+          out.bytes_out = co_await respond(429, body_, out.keep_alive, &rate_headers);
           co_return log_and_return();
         }
       }
     }
   }
 
+  if (!rendered) rate_headers.clear();
   std::string upstream_target = router::rewrite_path(route, path);
   if (query_at != std::string_view::npos) upstream_target.append(target.substr(query_at));
   // Nobody but the gateway says who the consumer is. (Computed outside the co_await: GCC 12
@@ -722,21 +727,27 @@ asio::awaitable<void> session::refuse_body(beast::error_code ec, outcome& out) {
 
 asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive) {
-  co_return co_await respond(status, error_json(error, message), keep_alive);
+  body_ = error_json(error, message);
+  co_return co_await respond(status, body_, keep_alive);
 }
 
-asio::awaitable<std::size_t> session::respond(unsigned status, std::string json, bool keep_alive,
+asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view json,
+                                              bool keep_alive,
                                               const limit::header_list* extra_headers) {
-  // Written by hand into one buffer: the gateway's own answers (429s above all) are on a hot
-  // path, and Beast's serializer walks its header list through several buffer-sequence layers.
-  std::string out;
-  out.reserve(256 + json.size());
+  // Written by hand into one reused buffer: the gateway's own answers (429s above all) are on a
+  // hot path, and Beast's serializer walks its header list through several buffer-sequence
+  // layers. Whatever head_ held (an upstream head of a request being failed) is done with.
+  auto& out = head_;
+  out.clear();
+  char number[24];
   out += "HTTP/1.1 ";
-  out += std::to_string(status);
+  out.append(number, static_cast<std::size_t>(
+                         std::to_chars(number, number + sizeof number, status).ptr - number));
   out += ' ';
   out += http::obsolete_reason(static_cast<http::status>(status));
   out += "\r\nContent-Type: application/json\r\nContent-Length: ";
-  out += std::to_string(json.size());
+  out.append(number, static_cast<std::size_t>(
+                         std::to_chars(number, number + sizeof number, json.size()).ptr - number));
   out += "\r\n";
   if (extra_headers) {
     for (const auto& [name, value] : *extra_headers) {

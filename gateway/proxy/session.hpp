@@ -66,7 +66,8 @@ class session {
   // A complete JSON response from the gateway itself (errors). Returns bytes written.
   boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive);
-  boost::asio::awaitable<std::size_t> respond(unsigned status, std::string json, bool keep_alive,
+  boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view json,
+                                              bool keep_alive,
                                               const limit::header_list* extra_headers = nullptr);
   // Before answering without reading the body: can the connection stay open?
   boost::asio::awaitable<bool> discard_body(request_parser& parser);
@@ -85,8 +86,12 @@ class session {
   // try into candidates_. A request costs no allocation for any of them once warm.
   std::array<std::byte, 3072> arena_storage_;
   std::pmr::monotonic_buffer_resource arena_{arena_storage_.data(), arena_storage_.size()};
-  std::string head_;
+  std::string head_;  // also the gateway's own responses
+  std::string body_;  // the body of a 429
   std::vector<boost::asio::ip::tcp::endpoint> candidates_;
+  std::vector<store::limit_check> checks_;  // their key strings are reused too
+  std::vector<limit::applied_limit> applied_;
+  limit::header_list rate_headers_;
   std::array<char, 32> request_id_;  // a generated X-Request-Id
 };
 

@@ -6,6 +6,7 @@
 #include "limit/algorithms.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <span>
 #include <string>
@@ -24,7 +25,8 @@ std::string_view to_string(error_kind kind);
 
 struct check_result {
   error_kind error = error_kind::none;
-  std::vector<limit::decision> decisions;  // one per check, in order, when error == none
+  // One per check, in order, when error == none; inline for the usual few checks per request.
+  boost::container::small_vector<limit::decision, 4> decisions;
 
   bool ok() const { return error == error_kind::none; }
 };
