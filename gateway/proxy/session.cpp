@@ -196,7 +196,8 @@ asio::awaitable<session::head_status> session::read_head(bool first) {
   idle_ = true;
   // The first request's head must arrive within header_timeout of the accept; later ones get
   // idle_timeout to start and header_timeout from their first byte.
-  auto deadline = clock::now() + (first ? server.header_timeout : server.idle_timeout);
+  auto deadline =
+      timed_socket::coarse_now() + (first ? server.header_timeout : server.idle_timeout);
   for (;;) {
     // Stray CRLFs between pipelined requests are allowed before a request line (RFC 9112 2.2).
     auto data = std::string_view{static_cast<const char*>(buffer_.data().data()), buffer_.size()};
@@ -210,7 +211,7 @@ asio::awaitable<session::head_status> session::read_head(bool first) {
     if (!data.empty()) {
       if (idle_) {
         idle_ = false;
-        if (!first) deadline = clock::now() + server.header_timeout;
+        if (!first) deadline = timed_socket::coarse_now() + server.header_timeout;
       }
       switch (scanner_.scan(data)) {
         case head_scanner::state::complete:
@@ -351,9 +352,9 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
       // A key the store recently called over its limit is answered here, without a round trip.
       const bool use_cache =
           cfg.storage.local_cache && cfg.storage.backend != config::store_backend::memory;
-      const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                           clock::now().time_since_epoch())
-                           .count();
+      const auto now =
+          std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch())
+              .count();
       store::check_result result;
       if (use_cache) {
         std::vector<limit::applied_limit> blocked;
@@ -504,7 +505,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
   // Pick a server: round robin over the healthy ones; a connect failure moves on to the next,
   // which is safe because nothing of the request has been sent yet.
-  const auto now = clock::now();
+  const auto now = timed_socket::coarse_now();
   auto& candidates = candidates_;
   pool.candidates(upstream, now, candidates);
   if (candidates.empty()) {

@@ -19,7 +19,7 @@ void timed_socket::begin() {
   ++pending_;
   timed_out_ = false;
   if (deadline_ == clock::time_point::max()) return;
-  if (deadline_ <= clock::now()) {
+  if (deadline_ <= coarse_now()) {
     // Already past: the operation fails as it would when the timer fired.
     timed_out_ = true;
     boost::system::error_code ignored;

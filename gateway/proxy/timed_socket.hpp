@@ -13,6 +13,7 @@
 #include <boost/beast/core/error.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <memory>
 
 namespace gw::proxy {
@@ -32,7 +33,16 @@ class timed_socket {
   boost::asio::ip::tcp::socket& socket() { return socket_; }
   void cancel() { socket_.cancel(); }
 
-  void expires_after(clock::duration d) { expires_at(clock::now() + d); }
+  // The time deadlines are set from: the kernel's last tick (CLOCK_MONOTONIC_COARSE, the same
+  // clock as steady_clock's, up to a few milliseconds behind), read without the TSC. A request
+  // sets and checks several deadlines; they need no finer time than their timer does.
+  static clock::time_point coarse_now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return clock::time_point{std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds{ts.tv_nsec}};
+  }
+
+  void expires_after(clock::duration d) { expires_at(coarse_now() + d); }
   void expires_at(clock::time_point t) { deadline_ = t; }
   void expires_never() { deadline_ = clock::time_point::max(); }
 
