@@ -56,13 +56,11 @@ limit::decision memory_store::check_one(const limit_check& c) {
   std::lock_guard lock{s.mutex};
 
   auto it = s.index.find(c.key);
-  if (it != s.index.end() && it->second->expires_at <= now) {
-    // Expired state is the same as no state: start cold.
-    s.lru.erase(it->second);
-    s.index.erase(it);
-    it = s.index.end();
-  }
-  if (it == s.index.end()) {
+  if (it != s.index.end()) {
+    s.lru.splice(s.lru.begin(), s.lru, it->second);
+    // Expired state is the same as no state: start cold, in the same entry.
+    if (it->second->expires_at <= now) it->second->value = cold_state(c.policy.algo);
+  } else {
     // Make room: expired entries at the cold end go first, then the least recently used.
     while (s.index.size() >= per_shard_limit_) {
       auto& victim = s.lru.back();
@@ -72,8 +70,6 @@ limit::decision memory_store::check_one(const limit_check& c) {
     }
     s.lru.push_front(entry{c.key, cold_state(c.policy.algo), 0});
     it = s.index.emplace(s.lru.front().key, s.lru.begin()).first;
-  } else {
-    s.lru.splice(s.lru.begin(), s.lru, it->second);
   }
 
   auto& e = *it->second;
