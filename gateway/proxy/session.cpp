@@ -239,10 +239,12 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   const std::shared_ptr<const snapshot> snap = worker_.current();
   const auto& server = snap->config().server;
 
-  // The previous request's parsers are gone: their fields' memory is free again.
+  // The previous request's parsers go, and with them their fields: the arena is free again.
+  response_.reset();
+  request_.reset();
   arena_.release();
-  request_parser parser{std::piecewise_construct, std::make_tuple(),
-                        std::make_tuple(arena_allocator{&arena_})};
+  auto& parser = request_.emplace(std::piecewise_construct, std::make_tuple(),
+                                  std::make_tuple(arena_allocator{&arena_}));
   parser.header_limit(static_cast<std::uint32_t>(head_length + 1));
   if (server.max_body_bytes > 0)
     parser.body_limit(server.max_body_bytes);
@@ -313,7 +315,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   const auto& cfg = snap->config();
 
   // Who is asking: the address behind trusted proxies, and the consumer behind the API key.
-  std::array<std::string_view, 16> forwarded;
+  auto& forwarded = forwarded_;
   std::size_t forwarded_lines = 0;
   for (auto [it, end] = req.equal_range(cfg.identity.forwarded_header);
        it != end && forwarded_lines < forwarded.size(); ++it)
@@ -540,7 +542,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   }
   out.upstream = conn->label();
 
-  std::optional<response_parser> response_reader;
+  auto& response_reader = response_;
   auto& head = head_;
   const bool chunked_upstream = chunked;
   const auto sent_at = clock::now();
@@ -773,11 +775,12 @@ asio::awaitable<bool> session::discard_body(request_parser& parser) {
   if (beast::iequals(req[http::field::expect], "100-continue")) co_return false;
   const auto length = parser.content_length();
   if (!length || *length > discard_body_limit) co_return false;
-  std::array<char, 8192> sink;
+  // Into a relay buffer: an array here would make the coroutine's frame that large.
+  auto sink = worker_.take_relay_buffer();
   auto& body = parser.get().body();
   while (!parser.is_done()) {
-    body.data = sink.data();
-    body.size = sink.size();
+    body.data = sink.get();
+    body.size = relay_buffer_size;
     stream_.expires_after(worker_.current()->config().server.idle_timeout);
     auto [ec, n] = co_await read_some(stream_, buffer_, parser);
     if (ec && ec != http::error::need_buffer) co_return false;

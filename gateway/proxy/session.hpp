@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory_resource>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,11 @@ class session {
   // try into candidates_. A request costs no allocation for any of them once warm.
   std::array<std::byte, 3072> arena_storage_;
   std::pmr::monotonic_buffer_resource arena_{arena_storage_.data(), arena_storage_.size()};
+  // The parsers of the request and its response, here rather than in the coroutines' frames,
+  // which Asio allocates per call (and recycles only below about 1 KiB).
+  std::optional<request_parser> request_;
+  std::optional<response_parser> response_;
+  std::array<std::string_view, 16> forwarded_;  // the client's X-Forwarded-For lines
   std::string head_;  // also the gateway's own responses
   std::string body_;  // the body of a 429
   std::vector<boost::asio::ip::tcp::endpoint> candidates_;
