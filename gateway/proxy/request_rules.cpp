@@ -165,8 +165,8 @@ std::string host_without_port(std::string_view host) {
     name = name.substr(0, colon);
   }
   std::string out{name};
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII only, no locale
   return out;
 }
 

@@ -293,12 +293,16 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   const auto target = req.target();
   const auto query_at = target.find('?');
   path = target == "*" ? std::string{"*"} : normalize_path(target.substr(0, query_at));
-  if (auto it = req.find("X-Request-Id"); it != req.end()) {
-    request_id = it->value();
-  } else {
+  // The client's X-Request-Id, or one of ours, made only when something will carry it (the
+  // access log, the request upstream): a 429 with the log off needs none.
+  auto generate_request_id = [&] {
     worker_.next_request_id(request_id_);
     request_id = {request_id_.data(), request_id_.size()};
-  }
+  };
+  if (auto it = req.find("X-Request-Id"); it != req.end())
+    request_id = it->value();
+  else if (server.access_log)
+    generate_request_id();
 
   const auto route_index =
       snap->routes().match(method, host_without_port(req[http::field::host]), path);
@@ -436,6 +440,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   // mishandles a conditional expression among a co_await's arguments.)
   std::string_view consumer_name;
   if (consumer) consumer_name = consumer->name;
+  if (request_id.empty()) generate_request_id();
   co_await forward(*snap, *route_index, parser, upstream_target, request_id, consumer_name,
                    rate_headers, out);
   co_return log_and_return();
