@@ -106,10 +106,12 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
     }
     append_field(out, name, field.value());
   }
-  // All X-Forwarded-For lines form one list; the peer goes on its end.
+  // All X-Forwarded-For lines form one list (empty ones add nothing; a chain the client's
+  // Connection names as hop-by-hop is dropped); the peer goes on its end.
   out.append("X-Forwarded-For: ");
-  for (auto [it, end] = head.equal_range("X-Forwarded-For"); it != end; ++it)
-    out.append(it->value()).append(", ");
+  if (!named.contains("X-Forwarded-For"))
+    for (auto [it, end] = head.equal_range("X-Forwarded-For"); it != end; ++it)
+      if (!it->value().empty()) out.append(it->value()).append(", ");
   out.append(ctx.peer_ip).append("\r\nX-Forwarded-Proto: http\r\n");
   if (has_host) append_field(out, "X-Forwarded-Host", host->value());
   if (!has_request_id) append_field(out, "X-Request-Id", ctx.request_id);

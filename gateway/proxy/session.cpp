@@ -185,8 +185,10 @@ asio::awaitable<void> session::run() {
       co_await close_gracefully();
       co_return;
     }
-    // A body relay grew the buffer; an idle connection should not keep that memory.
+    // A body relay grew the buffer, or a large head the head buffer; an idle connection should
+    // not keep that memory.
     if (buffer_.size() == 0 && buffer_.capacity() > relay_buffer_size) buffer_.shrink_to_fit();
+    if (head_.capacity() > 16 * 1024) std::string{}.swap(head_);
   }
 }
 
@@ -579,6 +581,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
     // The response head; interim 1xx responses are consumed (the gateway answered
     // 100-continue itself) and the next head read.
+    constexpr int max_interim_heads = 16;
+    int interim_heads = 0;
     while (!upstream_ec) {
       response_reader.emplace(std::piecewise_construct, std::make_tuple(),
                               std::make_tuple(arena_allocator{&arena_}));
@@ -593,6 +597,12 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       if (upstream_ec) break;
       const auto status = response_reader->get().result_int();
       if (status >= 200) break;
+      // Each interim head stays in the request's arena until the request ends: an upstream
+      // that sends them without end is broken, not slow.
+      if (++interim_heads > max_interim_heads) {
+        upstream_ec = http::error::bad_status;
+        break;
+      }
       if (status == 101) upstream_ec = http::error::bad_version;  // Upgrade was never forwarded
     }
     if (!upstream_ec) break;

@@ -36,6 +36,8 @@ TEST(upstream_failures, refused_reset_garbage_and_slow) {
 
   EXPECT_EQ(request(ports.listen, "GET", "/reset").status, 502);
   EXPECT_EQ(request(ports.listen, "GET", "/garbage").status, 502);
+  // One or a few interim responses are consumed; an upstream sending them without end is broken.
+  EXPECT_EQ(request(ports.listen, "GET", "/endless-interim").status, 502);
 
   const auto slow = request(ports.listen, "GET", "/slow?ms=3000");
   EXPECT_EQ(slow.status, 504);

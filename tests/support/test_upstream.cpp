@@ -289,6 +289,12 @@ asio::awaitable<bool> test_upstream::state::respond(reply_context& reply, std::s
     reply.keep_alive = false;
     co_return co_await send_text(reply, 200, "bye\n");
   }
+  if (path == "/endless-interim") {  // interim heads without end (the gateway gives up)
+    for (int i = 0; i < 100; ++i)
+      if (!co_await write_raw(reply.stream, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"))
+        co_return false;
+    co_return co_await send_text(reply, 200, "final\n");
+  }
   if (path == "/interim") {
     if (!co_await write_raw(reply.stream, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"))
       co_return false;

@@ -95,6 +95,21 @@ TEST(write_upstream_head, appends_the_peer_to_every_forwarded_for_line) {
   EXPECT_EQ(up["X-Request-Id"], "client-chose-this");
 }
 
+TEST(write_upstream_head, skips_empty_forwarded_for_lines_and_a_chain_named_hop_by_hop) {
+  request_head h;
+  h.method(http::verb::get);
+  h.set(http::field::host, "x");
+  h.insert("X-Forwarded-For", "");
+  h.insert("X-Forwarded-For", "1.1.1.1");
+  auto up = parse_back<true>(upstream_text(h, context("127.0.0.1", "id", "/")));
+  EXPECT_EQ(up["X-Forwarded-For"], "1.1.1.1, 127.0.0.1");
+
+  h.set(http::field::connection, "X-Forwarded-For");
+  up = parse_back<true>(upstream_text(h, context("127.0.0.1", "id", "/")));
+  EXPECT_EQ(up.count("X-Forwarded-For"), 1u);
+  EXPECT_EQ(up["X-Forwarded-For"], "127.0.0.1");
+}
+
 TEST(write_upstream_head, replaces_what_only_the_gateway_may_say) {
   request_head h;
   h.method(http::verb::post);

@@ -130,11 +130,10 @@ void connection::execute(std::span<const std::string_view> args, std::size_t che
     return;
   }
   auto* p = new pending{std::move(done), clock::now() + settings_.command_timeout};
-  send(args, p);
-  unflushed_checks_ += checks;
+  send(args, checks, p);
 }
 
-void connection::send(std::span<const std::string_view> args, pending* p) {
+void connection::send(std::span<const std::string_view> args, std::size_t checks, pending* p) {
   argv_.clear();
   lengths_.clear();
   for (const auto& arg : args) {
@@ -149,6 +148,7 @@ void connection::send(std::span<const std::string_view> args, pending* p) {
   }
   in_flight_.push_back(p);
   ++unflushed_;
+  unflushed_checks_ += checks;
   ++commands_;
   arm_timeout();
 }

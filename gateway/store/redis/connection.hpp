@@ -84,7 +84,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void arm_timeout();
   void on_timeout();
   void finish(pending& p, error_kind error, const redisReply* reply);
-  void send(std::span<const std::string_view> args, pending* p);
+  void send(std::span<const std::string_view> args, std::size_t checks, pending* p);
 
   static void hook_add_read(void* self);
   static void hook_del_read(void* self);
