@@ -310,7 +310,8 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
       snap->routes().match(method, host_without_port(req[http::field::host]), path);
   if (!route_index) {
     out.status = 404;
-    const bool keep = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+    bool keep = parser.keep_alive() && !worker_.draining();
+    if (keep && !parser.is_done()) keep = co_await discard_body(parser);
     out.bytes_out = co_await respond(404, "no_route", "No route matches the request", keep);
     out.keep_alive = keep;
     co_return log_and_return();
@@ -338,7 +339,8 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   }
   if (route.auth == config::auth_mode::required && !consumer) {
     out.status = 401;
-    out.keep_alive = parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+    out.keep_alive = parser.keep_alive() && !worker_.draining();
+    if (out.keep_alive && !parser.is_done()) out.keep_alive = co_await discard_body(parser);
     out.bytes_out = co_await respond(401, "unauthorized", "A valid API key is required",
                                      out.keep_alive);
     co_return log_and_return();
@@ -379,7 +381,11 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
       }
       if (result.decisions.empty()) {
         const auto asked = clock::now();
-        result = co_await worker_.limits_store().check(checks);
+        auto& store = worker_.limits_store();
+        if (auto answered = store.try_check_now(checks))
+          result = std::move(*answered);
+        else
+          result = co_await store.check(checks);
         if (worker_.metrics_on()) {
           auto& store_series = snap->store_metrics();
           store_series.duration->observe(
@@ -399,8 +405,10 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
         if (worker_.metrics_on()) series->failures[closed ? 1 : 0]->inc(worker_.slot());
         if (closed) {
           out.status = 503;
-          out.keep_alive =
-              parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+          // (Without a body to drop, no coroutine call: this is the 429s' hot path.)
+          out.keep_alive = parser.keep_alive() && !worker_.draining();
+          if (out.keep_alive && !parser.is_done())
+            out.keep_alive = co_await discard_body(parser);
           out.bytes_out =
               co_await respond(503, "unavailable", "Rate limit store unavailable", out.keep_alive);
           co_return log_and_return();
@@ -423,8 +431,10 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
           out.status = 429;
           out.decision = decision::limited;
           rate_headers.emplace_back("Retry-After", std::to_string(v.retry_after_seconds));
-          out.keep_alive =
-              parser.keep_alive() && !worker_.draining() && co_await discard_body(parser);
+          // (Without a body to drop, no coroutine call: this is the 429s' hot path.)
+          out.keep_alive = parser.keep_alive() && !worker_.draining();
+          if (out.keep_alive && !parser.is_done())
+            out.keep_alive = co_await discard_body(parser);
           body_.clear();
           limit::append_rejection_body(body_, route.name, applied[v.deciding].limit->name,
                                        v.retry_after_seconds);

@@ -44,10 +44,14 @@ memory_store::shard& memory_store::shard_for(std::string_view key) {
 }
 
 boost::asio::awaitable<check_result> memory_store::check(std::span<const limit_check> checks) {
+  co_return *try_check_now(checks);
+}
+
+std::optional<check_result> memory_store::try_check_now(std::span<const limit_check> checks) {
   check_result result;
   result.decisions.reserve(checks.size());
   for (const auto& c : checks) result.decisions.push_back(check_one(c));
-  co_return result;
+  return result;
 }
 
 limit::decision memory_store::check_one(const limit_check& c) {

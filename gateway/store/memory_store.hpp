@@ -24,6 +24,7 @@ class memory_store final : public store {
 
   std::string_view backend() const override { return "memory"; }
   boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) override;
+  std::optional<check_result> try_check_now(std::span<const limit_check> checks) override;
 
   // The synchronous core of check(), for tests and for callers without a coroutine.
   limit::decision check_one(const limit_check& c);

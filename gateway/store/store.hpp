@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/container/small_vector.hpp>
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,6 +38,12 @@ class store {
 
   virtual std::string_view backend() const = 0;  // "memory", "redis", "redis_cluster"
   virtual boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) = 0;
+  // The same answer at once, when the store can give it without waiting (the memory store):
+  // the caller then skips a coroutine and a trip through the event loop. nullopt when the checks
+  // must go out (Redis): check() is the way.
+  virtual std::optional<check_result> try_check_now(std::span<const limit_check>) {
+    return std::nullopt;
+  }
   // False while the store is known to be unreachable (/readyz for fail-closed routes).
   virtual bool available() const { return true; }
 };
