@@ -31,11 +31,5 @@ void render_headers(std::span<const applied_limit> applied, std::span<const deci
 // The 429 body: {"error":"rate_limited",...,"route":...,"limit":...,"retry_after":N}, appended.
 void append_rejection_body(std::string& out, std::string_view route, std::string_view limit,
                            std::int64_t retry_after_seconds);
-inline std::string rejection_body(std::string_view route, std::string_view limit,
-                                  std::int64_t retry_after_seconds) {
-  std::string out;
-  append_rejection_body(out, route, limit, retry_after_seconds);
-  return out;
-}
 
 }  // namespace gw::limit

@@ -69,15 +69,11 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
-void append_number(std::string& out, std::uint64_t v) {
-  char text[24];
-  out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
-}
-
 }  // namespace
 
-bool is_hop_by_hop(const fields& all, const fields::value_type& field) {
-  return is_hop_by_hop(connection_names{all}, field);
+void append_decimal(std::string& out, std::uint64_t v) {
+  char text[24];
+  out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
 }
 
 void write_upstream_head(const request_head& head, const forward_context& ctx, std::string& out) {
@@ -120,7 +116,7 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (ctx.content_length) {
     out.append("Content-Length: ");
-    append_number(out, *ctx.content_length);
+    append_decimal(out, *ctx.content_length);
     out.append("\r\n");
   }
   out.append("\r\n");
@@ -130,7 +126,7 @@ void write_downstream_head(const response_head& head, const response_context& ct
                            std::string& out) {
   const connection_names named{head};
   out.append("HTTP/1.1 ");
-  append_number(out, head.result_int());
+  append_decimal(out, head.result_int());
   out.append(" ");
   const auto reason = head.reason();
   out.append(reason.empty() ? http::obsolete_reason(head.result()) : reason).append("\r\n");

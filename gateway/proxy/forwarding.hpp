@@ -1,5 +1,6 @@
 // How a request and its response are rewritten between the two sides (SPEC 4.6): hop-by-hop
-// headers removed, X-Forwarded-* and X-Request-Id set. The heads are written straight from the
+// headers removed (Connection, the fields it names, Keep-Alive, Proxy-Connection, TE, Trailer,
+// Transfer-Encoding, Upgrade), X-Forwarded-* and X-Request-Id set. The heads are written straight from the
 // parsed fields with the edits applied on the way, never by editing Beast's field list.
 #pragma once
 
@@ -23,10 +24,6 @@ struct forward_context {
   std::optional<std::uint64_t> content_length;  // or with this length (neither: no body)
 };
 
-// Hop-by-hop: Connection, the fields it names, Keep-Alive, Proxy-Connection, TE, Trailer,
-// Transfer-Encoding and Upgrade. They never cross the proxy.
-bool is_hop_by_hop(const fields& all, const fields::value_type& field);
-
 // The head sent upstream, appended to `out`: HTTP/1.1, the new target, the client's fields less
 // hop-by-hop ones, Expect (the gateway answers 100-continue itself), framing and the fields the
 // gateway sets; then X-Forwarded-For (every line of it joined, the peer appended),
@@ -47,6 +44,9 @@ struct response_context {
 // reason, the fields less hop-by-hop ones, then the context's.
 void write_downstream_head(const response_head& head, const response_context& ctx,
                            std::string& out);
+
+// Appends v in decimal, as heads and the gateway's own responses write numbers.
+void append_decimal(std::string& out, std::uint64_t v);
 
 // {"error":"...","message":"..."} (SPEC 6); extra_fields are inserted verbatim before the brace.
 std::string error_json(std::string_view error, std::string_view message,

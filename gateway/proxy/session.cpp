@@ -14,7 +14,6 @@
 #include <boost/beast/http/error.hpp>
 
 #include <array>
-#include <charconv>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -767,15 +766,12 @@ asio::awaitable<std::size_t> session::respond(unsigned status, std::string_view 
   // layers. Whatever head_ held (an upstream head of a request being failed) is done with.
   auto& out = head_;
   out.clear();
-  char number[24];
   out += "HTTP/1.1 ";
-  out.append(number, static_cast<std::size_t>(
-                         std::to_chars(number, number + sizeof number, status).ptr - number));
+  append_decimal(out, status);
   out += ' ';
   out += http::obsolete_reason(static_cast<http::status>(status));
   out += "\r\nContent-Type: application/json\r\nContent-Length: ";
-  out.append(number, static_cast<std::size_t>(
-                         std::to_chars(number, number + sizeof number, json.size()).ptr - number));
+  append_decimal(out, json.size());
   out += "\r\n";
   if (extra_headers) {
     for (const auto& [name, value] : *extra_headers) {

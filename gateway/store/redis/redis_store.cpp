@@ -108,7 +108,8 @@ asio::awaitable<check_result> redis_store::check(std::span<const limit_check> ch
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
                                                     std::optional<limit::micros> now) {
   if (checks.empty()) co_return check_result{};
-  if (!pick()) {
+  if (std::none_of(connections_.begin(), connections_.end(),
+                   [](const auto& c) { return c->accepting(); })) {
     // Known down: fail now rather than wait out a timeout.
     check_result down;
     down.error = error_kind::connection;
