@@ -13,32 +13,50 @@
 #include <algorithm>
 #include <charconv>
 #include <functional>
+#include <optional>
 
 namespace gw::store::redis {
 
 namespace asio = boost::asio;
 
-// One request's checks in flight: completes when the last decision is in.
+// One request's checks in flight, in the awaiting request's frame: complete when the last
+// decision is in. The request's own completion handler is kept here as is (no type erasure, no
+// allocation), and resumed by the store's next resume_ready().
 struct redis_store::waiter {
-  explicit waiter(asio::io_context& io_context, std::size_t checks) : io(io_context), left(checks) {
-    result.decisions.resize(checks);
-  }
+  using handler_type =
+      asio::async_result<asio::use_awaitable_t<>, void(check_result)>::handler_type;
 
-  asio::io_context& io;
+  explicit waiter(std::size_t checks) : left(checks) { result.decisions.resize(checks); }
+
   check_result result;
   std::size_t left;
-  std::function<void(check_result)> resume;  // the awaiting request
+  std::optional<handler_type> handler;
 
-  void done(error_kind error) {
-    if (error != error_kind::none && result.error == error_kind::none) result.error = error;
-    if (--left > 0) return;
-    // Resume the request from the event loop, not from inside hiredis' reply callback. The
-    // request frees the waiter as it resumes: the handler owns what it needs.
-    asio::post(io, [resume = std::move(resume), r = std::move(result)]() mutable {
-      resume(std::move(r));
-    });
+  // Resumes the request, which frees this waiter: nothing of it may be touched after.
+  void resume() {
+    auto h = std::move(*handler);
+    handler.reset();
+    std::move(h)(std::move(result));
   }
 };
+
+void redis_store::done(waiter& w, error_kind error) {
+  if (error != error_kind::none && w.result.error == error_kind::none) w.result.error = error;
+  if (--w.left > 0) return;
+  // Resumed from the event loop, not from inside hiredis' reply callback; all the requests a
+  // reply completes, from one posted handler.
+  if (ready_.empty())
+    asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
+      if (alive.lock()) resume_ready();
+    });
+  ready_.push_back(&w);
+}
+
+void redis_store::resume_ready() {
+  ready_.swap(resuming_);
+  for (auto* w : resuming_) w->resume();  // may queue checks, never touches resuming_
+  resuming_.clear();
+}
 
 namespace {
 
@@ -84,7 +102,15 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
 
 redis_store::~redis_store() {
   for (auto& c : connections_) c->stop();  // fails what is in flight
-  for (auto& q : queue_) q.owner->done(error_kind::connection);
+  // What is still waiting resumes with an error, each from its own posted handler (they own
+  // what they need; this store is gone by then).
+  for (auto& q : queue_) {
+    auto& w = *q.owner;
+    if (w.result.error == error_kind::none) w.result.error = error_kind::connection;
+    if (--w.left == 0) ready_.push_back(&w);
+  }
+  for (auto* w : ready_)
+    asio::post(io_, [w] { w->resume(); });
 }
 
 connection* redis_store::pick() {
@@ -102,7 +128,7 @@ bool redis_store::available() const {
 }
 
 asio::awaitable<check_result> redis_store::check(std::span<const limit_check> checks) {
-  co_return co_await check_at(checks, std::nullopt);
+  return check_at(checks, std::nullopt);  // no frame of its own
 }
 
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
@@ -115,13 +141,10 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
     down.error = error_kind::connection;
     co_return down;
   }
-  waiter w{io_, checks.size()};
+  waiter w{checks.size()};
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(check_result)>(
-      [&](auto handler) {
-        // Boost 1.81's any_completion_handler recurses when copied; a shared handler in a
-        // std::function does the same job.
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        w.resume = [shared](check_result r) { (*shared)(std::move(r)); };
+      [&](waiter::handler_type handler) {
+        w.handler.emplace(std::move(handler));
         if (queue_.empty())
           asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
             if (alive.lock()) flush();
@@ -152,7 +175,7 @@ void redis_store::flush() {
     if (auto* conn = pick()) {
       send(*conn, std::move(calls), false);
     } else {
-      for (auto& q : calls) q.owner->done(error_kind::connection);
+      for (auto& q : calls) done(*q.owner, error_kind::connection);
     }
   }
   queue.clear();
@@ -231,7 +254,7 @@ void redis_store::send(connection& conn, group calls, bool by_source) {
                    if (e == error_kind::none &&
                        !parse_decision(r->element + 4 * i, q.owner->result.decisions[q.index]))
                      e = error_kind::reply;
-                   q.owner->done(e);
+                   done(*q.owner, e);
                  }
                });
 }

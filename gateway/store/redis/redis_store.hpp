@@ -53,6 +53,8 @@ class redis_store final : public store {
   using group = std::vector<queued>;  // one call: same algorithm, same `now`
 
   connection* pick();
+  void done(waiter& w, error_kind error);  // one of w's checks is answered
+  void resume_ready();
   void flush();
   void send(connection& conn, group calls, bool by_source);
 
@@ -60,7 +62,9 @@ class redis_store final : public store {
   std::vector<std::shared_ptr<connection>> connections_;
   std::size_t next_ = 0;
   std::vector<queued> queue_;  // this turn's checks; a flush is posted while it is not empty
-  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for the posted flush
+  std::vector<waiter*> ready_;  // answered; a resume_ready is posted while it is not empty
+  std::vector<waiter*> resuming_;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for the posted flush and resume
   // Reused for every command built: the argument text and the views into it.
   std::string arena_;
   std::vector<std::size_t> ends_;
