@@ -154,41 +154,42 @@ class script_client {
     for (std::size_t i = 0; i < checks.size(); ++i)
       args.push_back(std::to_string(checks.size() - i));
     auto r = command(args);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 * checks.size())
-      throw std::runtime_error("not an array of " + std::to_string(4 * checks.size()) + ": " +
-                               describe(r.get()));
-    std::vector<decision> out;
-    for (std::size_t i = 0; i < checks.size(); ++i) {
-      redisReply fields{};
-      fields.type = REDIS_REPLY_ARRAY;
-      fields.elements = 4;
-      fields.element = r->element + 4 * i;
-      out.push_back(to_decision(&fields));
-    }
-    return out;
+    return decisions_of(r.get(), checks.size());
   }
 
   reply_ptr evalsha(const std::string& key, const policy& p, std::optional<micros> now) {
     return command(argv_for(scripts::script_for(p.algo).sha1, false, key, p, now));
   }
 
-  static decision to_decision(const redisReply* r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-      throw std::runtime_error("script reply is not an array of 4: " + describe(r));
-    for (std::size_t i = 0; i < 4; ++i)
-      if (r->element[i]->type != REDIS_REPLY_INTEGER)
-        throw std::runtime_error("script reply element " + std::to_string(i) +
-                                 " is not an integer: " + describe(r));
-    if (r->element[0]->integer != 0 && r->element[0]->integer != 1)
-      throw std::runtime_error("admitted is neither 0 nor 1: " + describe(r));
-    if (r->element[1]->integer < 0) throw std::runtime_error("negative remaining: " + describe(r));
-    decision d;
-    d.admitted = r->element[0]->integer == 1;
-    d.remaining = static_cast<std::uint64_t>(r->element[1]->integer);
-    d.reset = r->element[2]->integer;
-    d.retry_after = r->element[3]->integer;
-    return d;
+  // The reply of scripts.hpp, decoded here on its own: 32 bytes per check, its four fields as
+  // 8-byte big-endian signed integers.
+  static std::vector<decision> decisions_of(const redisReply* r, std::size_t n) {
+    if (r->type != REDIS_REPLY_STRING || r->len != 32 * n)
+      throw std::runtime_error("not a string of " + std::to_string(32 * n) +
+                               " bytes: " + describe(r));
+    std::vector<decision> out;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(r->str);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int64_t f[4];
+      for (auto& field : f) {
+        std::uint64_t v = 0;
+        for (int b = 0; b < 8; ++b) v = v << 8 | *bytes++;
+        field = static_cast<std::int64_t>(v);
+      }
+      if (f[0] != 0 && f[0] != 1)
+        throw std::runtime_error("admitted is neither 0 nor 1: " + std::to_string(f[0]));
+      if (f[1] < 0) throw std::runtime_error("negative remaining: " + std::to_string(f[1]));
+      decision d;
+      d.admitted = f[0] == 1;
+      d.remaining = static_cast<std::uint64_t>(f[1]);
+      d.reset = f[2];
+      d.retry_after = f[3];
+      out.push_back(d);
+    }
+    return out;
   }
+
+  static decision to_decision(const redisReply* r) { return decisions_of(r, 1).front(); }
 
   decision check(const std::string& key, const policy& p, micros now) {
     auto r = evalsha(key, p, now);
@@ -551,7 +552,7 @@ TEST_F(redis_scripts, evalsha_answers_noscript_after_script_flush_and_eval_recac
   EXPECT_TRUE(d.admitted);
   EXPECT_EQ(d.remaining, 3u);
   auto again = client_->evalsha(key, p, t0);
-  ASSERT_EQ(again->type, REDIS_REPLY_ARRAY) << script_client::describe(again.get());
+  ASSERT_EQ(again->type, REDIS_REPLY_STRING) << script_client::describe(again.get());
   EXPECT_EQ(script_client::to_decision(again.get()).remaining, 2u);
 }
 

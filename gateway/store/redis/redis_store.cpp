@@ -65,16 +65,6 @@ void append_number(std::string& out, std::int64_t v) {
   out.append(text, static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text));
 }
 
-bool parse_decision(const redisReply* const* fields, limit::decision& d) {
-  for (std::size_t i = 0; i < 4; ++i)
-    if (fields[i]->type != REDIS_REPLY_INTEGER) return false;
-  d.admitted = fields[0]->integer == 1;
-  d.remaining = static_cast<std::uint64_t>(std::max<long long>(0, fields[1]->integer));
-  d.reset = fields[2]->integer;
-  d.retry_after = fields[3]->integer;
-  return true;
-}
-
 }  // namespace
 
 redis_store::redis_store(asio::io_context& io, const config::redis_settings& settings,
@@ -245,14 +235,19 @@ void redis_store::send(connection& conn, group calls, bool by_source) {
                    send(conn, std::move(calls), true);
                    return;
                  }
-                 if (error == error_kind::none &&
-                     (r->type != REDIS_REPLY_ARRAY || r->elements != 4 * calls.size()))
-                   error = error_kind::reply;
+                 std::string_view reply;
+                 if (error == error_kind::none) {
+                   if (r->type == REDIS_REPLY_STRING &&
+                       r->len == reply_bytes_per_check * calls.size())
+                     reply = {r->str, r->len};
+                   else
+                     error = error_kind::reply;
+                 }
                  for (std::size_t i = 0; i < calls.size(); ++i) {
                    auto& q = calls[i];
                    auto e = error;
                    if (e == error_kind::none &&
-                       !parse_decision(r->element + 4 * i, q.owner->result.decisions[q.index]))
+                       !read_decision(reply, i, q.owner->result.decisions[q.index]))
                      e = error_kind::reply;
                    done(*q.owner, e);
                  }

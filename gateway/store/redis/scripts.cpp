@@ -100,7 +100,9 @@ for i = 1, #KEYS do
   out[4 * i] = retry_after
 end
 for _, key in ipairs(dirty) do write(key, states[key], ttl_ms(resets[key])) end
-return out
+-- One string of 8-byte big-endian integers: a single bulk reply, which the client reads without
+-- an object per number (and Redis writes without one per number either).
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 )lua";
 
 constexpr std::string_view gcra_body = R"lua(
@@ -375,6 +377,24 @@ struct script_table {
 const script& script_for(limit::algorithm a) {
   static const script_table table;
   return table.scripts.at(static_cast<std::size_t>(a));
+}
+
+bool read_decision(std::string_view reply, std::size_t i, limit::decision& d) {
+  if (reply.size() < reply_bytes_per_check * (i + 1)) return false;
+  std::int64_t fields[4];
+  const auto* bytes = reinterpret_cast<const unsigned char*>(reply.data()) + reply_bytes_per_check * i;
+  for (auto& field : fields) {
+    std::uint64_t v = 0;
+    for (int b = 0; b < 8; ++b) v = (v << 8) | *bytes++;
+    field = static_cast<std::int64_t>(v);
+  }
+  if ((fields[0] != 0 && fields[0] != 1) || fields[1] < 0 || fields[2] < 0 || fields[3] < 0)
+    return false;
+  d.admitted = fields[0] == 1;
+  d.remaining = static_cast<std::uint64_t>(fields[1]);
+  d.reset = fields[2];
+  d.retry_after = fields[3];
+  return true;
 }
 
 std::string state_key(std::string_view base_key, limit::algorithm a) {

@@ -6,6 +6,7 @@
 
 #include "limit/algorithms.hpp"
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -18,8 +19,8 @@ namespace gw::store::redis {
 // now_us is for tests only; empty, the script reads Redis TIME (sec * 1000000 + usec) once, so
 // that gateways with skewed clocks agree. The checks run in order, each seeing the ones before it
 // as if it were a call of its own (a key's state is read once and written once per call). The
-// reply is a flat array of 4n integers, the fields of limit::decision for each key in order:
-// admitted (1/0), remaining, reset_us, retry_after_us.
+// reply is one bulk string of 32n bytes: for each key in order, the fields of limit::decision as
+// 8-byte big-endian signed integers: admitted (1/0), remaining, reset_us, retry_after_us.
 // Every key a script writes carries a TTL (ceil(reset_us / 1000) + 1 ms): when it expires the
 // state is the same as cold. A rejected request writes nothing.
 struct script {
@@ -29,6 +30,12 @@ struct script {
 };
 
 const script& script_for(limit::algorithm a);
+
+inline constexpr std::size_t reply_bytes_per_check = 32;
+
+// Check i's decision from a script's reply; false when the reply is too short or its fields make
+// no decision (admitted neither 0 nor 1, a negative number).
+bool read_decision(std::string_view reply, std::size_t i, limit::decision& d);
 
 // The key the script keeps its state under: the base key (SPEC 10, `prefix{route:limit:id}`)
 // plus ":" and the algorithm's name, outside the braces so the hash tag, and so the Cluster slot,
