@@ -91,7 +91,8 @@ class application {
         out = [shared](asio::io_context&, store::store_events*) { return shared; };
         return true;
       }
-      case config::store_backend::redis: {
+      case config::store_backend::redis:
+      case config::store_backend::redis_cluster: {
         std::string password;
         if (const auto& name = cfg.storage.redis.password_env; !name.empty()) {
           const char* value = std::getenv(name.c_str());
@@ -101,15 +102,16 @@ class application {
           }
           password = value;
         }
-        out = [settings = cfg.storage.redis, password](asio::io_context& io,
-                                                        store::store_events* events) {
-          return std::make_shared<store::redis::redis_store>(io, settings, password, events);
+        const auto mode = cfg.storage.backend == config::store_backend::redis_cluster
+                              ? store::redis::redis_store::mode::cluster
+                              : store::redis::redis_store::mode::single;
+        out = [settings = cfg.storage.redis, password, mode](asio::io_context& io,
+                                                              store::store_events* events) {
+          return std::make_shared<store::redis::redis_store>(io, settings, password, events,
+                                                             mode);
         };
         return true;
       }
-      case config::store_backend::redis_cluster:
-        spdlog::error("storage.backend: redis_cluster is not supported by this version");
-        return false;
     }
     return false;
   }

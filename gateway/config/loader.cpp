@@ -770,6 +770,11 @@ void loader::load_storage(const field& f) {
     error(backend->mark(),
           backend->path + ": redis_cluster needs its seed nodes in storage.redis.nodes");
   }
+  if (backend && s.backend == store_backend::redis_cluster && s.redis.database != 0) {
+    error(backend->mark(), backend->path +
+                               ": a Redis Cluster has only database 0, storage.redis.database is " +
+                               std::to_string(s.redis.database));
+  }
 }
 
 void loader::load_redis(const field& f, bool& nodes_listed) {

@@ -579,7 +579,7 @@ routes:
 TEST(config_limits, storage_is_read_into_the_structs) {
   load_result result = load_string(R"yaml(
 storage:
-  backend: redis_cluster
+  backend: redis
   failure_mode: closed
   local_cache: false
   memory: { max_keys: 1 }
@@ -596,7 +596,7 @@ storage:
 )yaml");
   const gateway_config& c = expect_valid(result);
   const storage_settings& s = c.storage;
-  EXPECT_EQ(s.backend, store_backend::redis_cluster);
+  EXPECT_EQ(s.backend, store_backend::redis);
   EXPECT_EQ(s.on_failure, failure_mode::closed);
   EXPECT_FALSE(s.local_cache);
   EXPECT_EQ(s.memory_max_keys, 1u);
@@ -693,6 +693,15 @@ storage:
   backend: redis_cluster
 )yaml",
                     4, 12, "storage.backend: redis_cluster needs its seed nodes");
+  // SELECT is refused in cluster mode: better said at start than by every connection.
+  expect_only_error(R"yaml(
+storage:
+  backend: redis_cluster
+  redis: { nodes: [127.0.0.1:7000], database: 2 }
+)yaml",
+                    3, 12,
+                    "storage.backend: a Redis Cluster has only database 0, "
+                    "storage.redis.database is 2");
   // A listed but invalid node is reported once, as itself.
   expect_only_error(R"yaml(
 storage:

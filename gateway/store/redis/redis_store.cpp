@@ -2,6 +2,7 @@
 // scripts.hpp).
 #include "store/redis/redis_store.hpp"
 
+#include "store/redis/cluster_slots.hpp"
 #include "store/redis/scripts.hpp"
 
 #include <hiredis/hiredis.h>
@@ -9,6 +10,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -68,53 +70,103 @@ void append_number(std::string& out, std::int64_t v) {
 }  // namespace
 
 redis_store::redis_store(asio::io_context& io, const config::redis_settings& settings,
-                         std::string password, store_events* events)
-    : io_(io) {
-  connection_settings cs;
-  cs.host = settings.address.host;
-  cs.port = settings.address.port;
-  cs.username = settings.username;
-  cs.password = std::move(password);
-  cs.database = settings.database;
-  cs.connect_timeout = settings.connect_timeout;
-  cs.command_timeout = settings.command_timeout;
+                         std::string password, store_events* events, mode m)
+    : io_(io),
+      mode_(m),
+      connections_per_node_(std::max(1u, settings.connections_per_worker)),
+      events_(events),
+      refresh_timer_(io),
+      health_timer_(io) {
+  base_.username = settings.username;
+  base_.password = std::move(password);
+  base_.database = settings.database;
+  base_.connect_timeout = settings.connect_timeout;
+  base_.command_timeout = settings.command_timeout;
   for (auto a : {limit::algorithm::gcra, limit::algorithm::token_bucket,
                  limit::algorithm::sliding_window, limit::algorithm::sliding_log,
                  limit::algorithm::fixed_window})
-    cs.handshake.push_back({"SCRIPT", "LOAD", std::string{script_for(a).source}});
-  for (unsigned i = 0; i < std::max(1u, settings.connections_per_worker); ++i) {
-    auto conn = std::make_shared<connection>(io, cs, events);
-    // Connect from the worker's own thread, like every later hiredis call.
-    asio::post(io, [conn] { conn->start(); });
-    connections_.push_back(std::move(conn));
+    base_.handshake.push_back({"SCRIPT", "LOAD", std::string{script_for(a).source}});
+  if (mode_ == mode::single) {
+    node_at(settings.address.host, settings.address.port);
+  } else {
+    for (const auto& seed : settings.nodes) node_at(seed.host, seed.port);
+    slot_owner_.assign(cluster_slots, no_owner);
   }
+  seeds_ = nodes_.size();
+  // Connect from the worker's own thread, like every later hiredis call.
+  asio::post(io, [this, alive = std::weak_ptr<char>{alive_}] {
+    if (!alive.lock()) return;
+    for (auto& n : nodes_)
+      for (auto& c : n->connections) c->start();
+    if (mode_ == mode::cluster) {
+      refresh_slots();
+      check_health();
+    }
+  });
 }
 
 redis_store::~redis_store() {
-  for (auto& c : connections_) c->stop();  // fails what is in flight
+  for (auto& n : nodes_)
+    for (auto& c : n->connections) c->stop();  // fails what is in flight
   // What is still waiting resumes with an error, each from its own posted handler (they own
   // what they need; this store is gone by then).
-  for (auto& q : queue_) {
-    auto& w = *q.owner;
-    if (w.result.error == error_kind::none) w.result.error = error_kind::connection;
-    if (--w.left == 0) ready_.push_back(&w);
+  for (auto* queue : {&queue_, &parked_}) {
+    for (auto& q : *queue) {
+      auto& w = *q.owner;
+      if (w.result.error == error_kind::none) w.result.error = error_kind::connection;
+      if (--w.left == 0) ready_.push_back(&w);
+    }
   }
   for (auto* w : ready_)
     asio::post(io_, [w] { w->resume(); });
 }
 
-connection* redis_store::pick() {
-  for (std::size_t tried = 0; tried < connections_.size(); ++tried) {
-    auto* c = connections_[next_++ % connections_.size()].get();
+std::string_view redis_store::backend() const {
+  return mode_ == mode::cluster ? "redis_cluster" : "redis";
+}
+
+redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t port) {
+  for (auto& n : nodes_)
+    if (n->port == port && n->host == host) return *n;
+  auto n = std::make_unique<node>();
+  n->host = host;
+  n->port = port;
+  auto settings = base_;
+  settings.host = host;
+  settings.port = port;
+  const bool on_loop = !nodes_.empty() && seeds_ > 0;  // past the constructor: on the worker
+  for (unsigned i = 0; i < connections_per_node_; ++i) {
+    auto conn = std::make_shared<connection>(io_, settings, events_);
+    if (on_loop) conn->start();
+    n->connections.push_back(std::move(conn));
+  }
+  nodes_.push_back(std::move(n));
+  return *nodes_.back();
+}
+
+std::uint32_t redis_store::index_of(const node& n) const {
+  std::uint32_t i = 0;
+  while (nodes_[i].get() != &n) ++i;
+  return i;
+}
+
+connection* redis_store::node::pick() {
+  for (std::size_t tried = 0; tried < connections.size(); ++tried) {
+    auto* c = connections[next++ % connections.size()].get();
     if (c->accepting()) return c;
   }
   return nullptr;
 }
 
-bool redis_store::available() const {
-  for (const auto& c : connections_)
+bool redis_store::node::ready() const {
+  for (const auto& c : connections)
     if (c->current_state() == connection::state::ready) return true;
   return false;
+}
+
+bool redis_store::available() const {
+  if (mode_ == mode::cluster) return cluster_ready_.load(std::memory_order_relaxed);
+  return nodes_.front()->ready();
 }
 
 asio::awaitable<check_result> redis_store::check(std::span<const limit_check> checks) {
@@ -124,8 +176,7 @@ asio::awaitable<check_result> redis_store::check(std::span<const limit_check> ch
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
                                                     std::optional<limit::micros> now) {
   if (checks.empty()) co_return check_result{};
-  if (std::none_of(connections_.begin(), connections_.end(),
-                   [](const auto& c) { return c->accepting(); })) {
+  if (mode_ == mode::single && !nodes_.front()->pick()) {
     // Known down: fail now rather than wait out a timeout.
     check_result down;
     down.error = error_kind::connection;
@@ -139,7 +190,16 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
           asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
             if (alive.lock()) flush();
           });
-        for (std::size_t i = 0; i < checks.size(); ++i) queue_.push_back({&checks[i], &w, i, now});
+        for (std::size_t i = 0; i < checks.size(); ++i) {
+          std::uint16_t slot = 0;
+          if (mode_ == mode::cluster) {
+            // The slot of the key the script will use (the hash tag makes it the base key's).
+            slot_key_.assign(checks[i].key).append(":").append(
+                limit::to_string(checks[i].policy.algo));
+            slot = key_slot(slot_key_);
+          }
+          queue_.push_back({&checks[i], &w, i, now, slot});
+        }
       },
       asio::use_awaitable);
 }
@@ -147,32 +207,52 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
 void redis_store::flush() {
   auto queue = std::move(queue_);
   queue_.clear();
-  // Grouped by algorithm (and `now`, which only tests set), each group in arrival order.
+  if (mode_ == mode::cluster && !slots_known_) {
+    // Nowhere to send them yet: they wait for the slot map (or its failure).
+    parked_.insert(parked_.end(), queue.begin(), queue.end());
+    queue.clear();
+    if (queue_.empty()) queue_ = std::move(queue);
+    refresh_slots_soon();
+    return;
+  }
+  // Grouped by algorithm, `now` (which only tests set) and slot (0 for a single Redis), each
+  // group in arrival order.
   std::stable_sort(queue.begin(), queue.end(), [](const queued& a, const queued& b) {
     if (a.check->policy.algo != b.check->policy.algo)
       return a.check->policy.algo < b.check->policy.algo;
-    return a.now < b.now;
+    if (a.now != b.now) return a.now < b.now;
+    return a.slot < b.slot;
   });
   for (std::size_t begin = 0; begin < queue.size();) {
     std::size_t end = begin + 1;
     while (end < queue.size() && end - begin < max_checks_per_call &&
            queue[end].check->policy.algo == queue[begin].check->policy.algo &&
-           queue[end].now == queue[begin].now)
+           queue[end].now == queue[begin].now && queue[end].slot == queue[begin].slot)
       ++end;
     group calls(queue.begin() + static_cast<std::ptrdiff_t>(begin),
                 queue.begin() + static_cast<std::ptrdiff_t>(end));
     begin = end;
-    if (auto* conn = pick()) {
-      send(*conn, std::move(calls), false);
+    node* target = nodes_.front().get();
+    if (mode_ == mode::cluster) {
+      const auto owner = slot_owner_[calls.front().slot];
+      target = owner == no_owner ? nullptr : nodes_[owner].get();
+    }
+    if (auto* conn = target ? target->pick() : nullptr) {
+      send(*conn, std::move(calls), {});
     } else {
-      for (auto& q : calls) done(*q.owner, error_kind::connection);
+      fail(calls, error_kind::connection);
+      if (mode_ == mode::cluster) refresh_slots_soon();  // a failover may have moved the slot
     }
   }
   queue.clear();
   if (queue_.empty()) queue_ = std::move(queue);  // keep the capacity for the next turn
 }
 
-void redis_store::send(connection& conn, group calls, bool by_source) {
+void redis_store::fail(const group& calls, error_kind error) {
+  for (const auto& q : calls) done(*q.owner, error);
+}
+
+void redis_store::send(connection& conn, group calls, call_route route) {
   const auto algo = calls.front().check->policy.algo;
   const auto& script = script_for(algo);
   const auto suffix = limit::to_string(algo);
@@ -216,53 +296,191 @@ void redis_store::send(connection& conn, group calls, bool by_source) {
     mark();
   }
   args_.clear();
-  args_.push_back(by_source ? "EVAL" : "EVALSHA");
-  args_.push_back(by_source ? script.source : std::string_view{script.sha1});
+  args_.push_back(route.by_source ? "EVAL" : "EVALSHA");
+  args_.push_back(route.by_source ? script.source : std::string_view{script.sha1});
   std::size_t start = 0;
   for (auto end : ends_) {
     args_.push_back(std::string_view{arena_}.substr(start, end - start));
     start = end;
   }
 
+  if (route.asking) {
+    // Valid for the next command on this connection only: it goes out right before the call,
+    // in the same write. What it answers changes nothing (the call's own reply says it all).
+    const std::string_view asking[] = {"ASKING"};
+    conn.execute(asking, 0, [](error_kind, const redisReply*) {});
+  }
   const auto count = calls.size();
   conn.execute(args_, count,
-               [this, &conn, calls = std::move(calls), by_source](error_kind error,
-                                                                  const redisReply* r) mutable {
-                 if (error == error_kind::none && r->type == REDIS_REPLY_ERROR &&
-                     std::string_view{r->str, r->len}.starts_with("NOSCRIPT") && !by_source) {
-                   // Redis lost its scripts (restart, SCRIPT FLUSH): send the source this once,
-                   // which also caches it again, and the requests do not notice.
-                   send(conn, std::move(calls), true);
-                   return;
-                 }
-                 std::string_view reply;
-                 if (error == error_kind::none) {
-                   if (r->type == REDIS_REPLY_STRING &&
-                       r->len == reply_bytes_per_check * calls.size())
-                     reply = {r->str, r->len};
-                   else
-                     error = error_kind::reply;
-                 }
-                 for (std::size_t i = 0; i < calls.size(); ++i) {
-                   auto& q = calls[i];
-                   auto e = error;
-                   if (e == error_kind::none &&
-                       !read_decision(reply, i, q.owner->result.decisions[q.index]))
-                     e = error_kind::reply;
-                   done(*q.owner, e);
-                 }
+               [this, &conn, calls = std::move(calls), route](error_kind error,
+                                                              const redisReply* r) mutable {
+                 on_reply(conn, std::move(calls), route, error, r);
                });
+}
+
+void redis_store::on_reply(connection& conn, group calls, call_route route, error_kind error,
+                           const redisReply* r) {
+  if (error == error_kind::none && r->type == REDIS_REPLY_ERROR) {
+    const std::string_view message{r->str, r->len};
+    if (message.starts_with("NOSCRIPT") && !route.by_source) {
+      // Redis lost its scripts (restart, SCRIPT FLUSH): send the source this once, which also
+      // caches it again, and the requests do not notice.
+      route.by_source = true;
+      send(conn, std::move(calls), route);
+      return;
+    }
+    if (mode_ == mode::cluster) {
+      if (auto redirect = parse_redirect(message); redirect && route.redirects < max_redirects) {
+        // The slot lives elsewhere now (MOVED), or this slot's keys are being moved and these
+        // are already there (ASK): the same call goes there, the requests do not notice.
+        auto& target = node_at(redirect->host, redirect->port);
+        if (redirect->moved) {
+          slot_owner_[redirect->slot] = index_of(target);
+          refresh_slots_soon();  // one slot moving is rarely alone
+        }
+        if (auto* next = target.pick()) {
+          send(*next, std::move(calls),
+               {route.by_source, !redirect->moved, route.redirects + 1});
+          return;
+        }
+        error = error_kind::connection;
+      }
+    }
+  }
+  if (mode_ == mode::cluster && error == error_kind::connection) refresh_slots_soon();
+  std::string_view reply;
+  if (error == error_kind::none) {
+    if (r->type == REDIS_REPLY_STRING && r->len == reply_bytes_per_check * calls.size())
+      reply = {r->str, r->len};
+    else
+      error = error_kind::reply;
+  }
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    auto& q = calls[i];
+    auto e = error;
+    if (e == error_kind::none && !read_decision(reply, i, q.owner->result.decisions[q.index]))
+      e = error_kind::reply;
+    done(*q.owner, e);
+  }
+}
+
+void redis_store::refresh_slots() {
+  if (refreshing_) return;
+  // Any node that answers will do; one that owns slots first, then the seeds in turn.
+  connection* conn = nullptr;
+  node* asked = nullptr;
+  for (std::size_t i = 0; i < nodes_.size() && !conn; ++i) {
+    auto& n = *nodes_[(next_seed_ + i) % nodes_.size()];
+    if (n.ready()) {
+      conn = n.pick();
+      asked = &n;
+    }
+  }
+  for (std::size_t i = 0; i < seeds_ && !conn; ++i) {
+    auto& n = *nodes_[next_seed_++ % seeds_];
+    conn = n.pick();
+    asked = &n;
+  }
+  last_refresh_ = std::chrono::steady_clock::now();
+  if (!conn) {
+    // Nobody to ask: what waits for a first slot map fails now; try again later.
+    fail(parked_, error_kind::connection);
+    parked_.clear();
+    refresh_slots_soon();
+    return;
+  }
+  refreshing_ = true;
+  const std::string_view args[] = {"CLUSTER", "SLOTS"};
+  conn->execute(args, 0, [this, host = asked->host](error_kind error, const redisReply* r) {
+    refreshing_ = false;
+    std::optional<std::vector<slot_range>> ranges;
+    if (error == error_kind::none) ranges = parse_cluster_slots(r, host);
+    if (!ranges || ranges->empty()) {
+      if (error == error_kind::none)
+        spdlog::warn("redis cluster: {} answered CLUSTER SLOTS with no slot map", host);
+      ++next_seed_;
+      if (++failed_refreshes_ < nodes_.size()) {
+        refresh_slots();  // the next node, now: a dead seed must not fail the first requests
+        return;
+      }
+      // Nobody answered: what waits for a first slot map fails; try again later.
+      failed_refreshes_ = 0;
+      fail(parked_, error == error_kind::none ? error_kind::reply : error);
+      parked_.clear();
+      refresh_slots_soon();
+      return;
+    }
+    failed_refreshes_ = 0;
+    std::fill(slot_owner_.begin(), slot_owner_.end(), no_owner);
+    for (const auto& range : *ranges) {
+      const auto owner = index_of(node_at(range.host, range.port));
+      std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, owner);
+    }
+    if (!slots_known_) spdlog::info("redis cluster: slot map of {} ranges", ranges->size());
+    slots_known_ = true;
+    check_health();
+    if (!parked_.empty()) {
+      // The checks that waited go out with this turn's.
+      if (queue_.empty())
+        asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
+          if (alive.lock()) flush();
+        });
+      queue_.insert(queue_.end(), parked_.begin(), parked_.end());
+      parked_.clear();
+    }
+  });
+}
+
+void redis_store::refresh_slots_soon() {
+  if (refreshing_ || refresh_timer_armed_) return;
+  const auto due = last_refresh_ + refresh_interval;
+  if (std::chrono::steady_clock::now() >= due) {
+    refresh_slots();
+    return;
+  }
+  refresh_timer_armed_ = true;
+  refresh_timer_.expires_at(due);
+  refresh_timer_.async_wait(
+      [this, alive = std::weak_ptr<char>{alive_}](const boost::system::error_code& ec) {
+        if (ec || !alive.lock()) return;
+        refresh_timer_armed_ = false;
+        refresh_slots();
+      });
+}
+
+void redis_store::check_health() {
+  // Ready: every slot has an owner with a connection up.
+  bool ready = slots_known_;
+  std::vector<bool> seen(nodes_.size(), false);
+  for (std::size_t slot = 0; ready && slot < slot_owner_.size(); ++slot) {
+    const auto owner = slot_owner_[slot];
+    if (owner == no_owner) {
+      ready = false;
+    } else if (!seen[owner]) {
+      seen[owner] = true;
+      ready = nodes_[owner]->ready();
+    }
+  }
+  cluster_ready_.store(ready, std::memory_order_relaxed);
+  if (!ready && slots_known_) refresh_slots_soon();  // a node down: maybe a failover
+  health_timer_.expires_after(std::chrono::milliseconds(100));
+  health_timer_.async_wait(
+      [this, alive = std::weak_ptr<char>{alive_}](const boost::system::error_code& ec) {
+        if (!ec && alive.lock()) check_health();
+      });
 }
 
 std::uint64_t redis_store::commands_sent() const {
   std::uint64_t n = 0;
-  for (const auto& c : connections_) n += c->commands_sent();
+  for (const auto& node : nodes_)
+    for (const auto& c : node->connections) n += c->commands_sent();
   return n;
 }
 
 std::uint64_t redis_store::writes() const {
   std::uint64_t n = 0;
-  for (const auto& c : connections_) n += c->writes();
+  for (const auto& node : nodes_)
+    for (const auto& c : node->connections) n += c->writes();
   return n;
 }
 

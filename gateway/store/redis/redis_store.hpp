@@ -1,8 +1,11 @@
-// The Redis store client of one worker: its own connections (storage.redis.connections_per_worker)
-// on the worker's io_context. The checks of every request that arrive during one turn of the
+// The Redis store client of one worker, for one Redis (backend: redis) or a Redis Cluster
+// (backend: redis_cluster), with its own connections (storage.redis.connections_per_worker per
+// node) on the worker's io_context. The checks of every request that arrive during one turn of the
 // event loop are queued, and at the end of the turn leave as one EVALSHA per algorithm (see
-// scripts.hpp): one command, one socket write and one round trip for the whole turn, and Redis
-// runs one script instead of one per request.
+// scripts.hpp) - per algorithm and slot on a cluster, where a script's keys must share a slot:
+// one socket write per node and one round trip for the whole turn.
+// On a cluster the slot map comes from CLUSTER SLOTS, asked again after a MOVED or a lost node;
+// a MOVED or ASK reply sends the call on to the node named, so a resharding loses no check.
 #pragma once
 
 #include "config/config.hpp"
@@ -11,7 +14,11 @@
 #include "store/store.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,12 +29,14 @@ namespace gw::store::redis {
 
 class redis_store final : public store {
  public:
-  // `password`: already read from storage.redis.password_env (empty = none).
+  enum class mode { single, cluster };
+  // `password`: already read from storage.redis.password_env (empty = none). A single Redis is
+  // settings.address; a cluster is found from the seeds in settings.nodes.
   redis_store(boost::asio::io_context& io, const config::redis_settings& settings,
-              std::string password, store_events* events);
+              std::string password, store_events* events, mode m = mode::single);
   ~redis_store() override;
 
-  std::string_view backend() const override { return "redis"; }
+  std::string_view backend() const override;
   boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) override;
   bool available() const override;
 
@@ -41,6 +50,8 @@ class redis_store final : public store {
 
   // The most checks one EVALSHA carries; a turn with more sends several.
   static constexpr std::size_t max_checks_per_call = 256;
+  // A call follows at most this many MOVED/ASK replies before it counts as a reply error.
+  static constexpr unsigned max_redirects = 5;
 
  private:
   struct waiter;
@@ -49,28 +60,74 @@ class redis_store final : public store {
     waiter* owner;
     std::size_t index;  // in the request's checks
     std::optional<limit::micros> now;
+    std::uint16_t slot;  // cluster only; 0 otherwise
   };
-  using group = std::vector<queued>;  // one call: same algorithm, same `now`
+  using group = std::vector<queued>;  // one call: same algorithm, `now` and slot
 
-  connection* pick();
+  struct node {
+    std::string host;
+    std::uint16_t port = 0;
+    std::vector<std::shared_ptr<connection>> connections;
+    std::size_t next = 0;
+
+    connection* pick();  // one that accepts commands, round robin; null when none does
+    bool ready() const;
+  };
+
+  struct call_route {
+    bool by_source = false;  // EVAL with the source, after a NOSCRIPT
+    bool asking = false;     // ASKING first, after an ASK
+    unsigned redirects = 0;
+  };
+
+  node& node_at(const std::string& host, std::uint16_t port);  // known, or connected now
+  std::uint32_t index_of(const node& n) const;
   void done(waiter& w, error_kind error);  // one of w's checks is answered
   void resume_ready();
   void flush();
-  void send(connection& conn, group calls, bool by_source);
+  void fail(const group& calls, error_kind error);
+  void send(connection& conn, group calls, call_route route);
+  void on_reply(connection& conn, group calls, call_route route, error_kind error,
+                const redisReply* r);
+
+  // Cluster topology.
+  void refresh_slots();       // CLUSTER SLOTS to some reachable node
+  void refresh_slots_soon();  // at most every refresh_interval
+  void check_health();        // keeps cluster_ready_ true to fact, on a timer
+  static constexpr auto refresh_interval = std::chrono::milliseconds(200);
 
   boost::asio::io_context& io_;
-  std::vector<std::shared_ptr<connection>> connections_;
-  std::size_t next_ = 0;
+  const mode mode_;
+  connection_settings base_;  // for every node's connections; host and port set per node
+  unsigned connections_per_node_;
+  store_events* events_;
+  std::vector<std::unique_ptr<node>> nodes_;  // a single Redis: exactly one
+  std::size_t seeds_ = 0;                     // nodes_[0, seeds_) are the configured seeds
+
+  std::vector<std::uint32_t> slot_owner_;  // cluster: index in nodes_ per slot, or no_owner
+  static constexpr std::uint32_t no_owner = ~0u;
+  bool slots_known_ = false;
+  bool refreshing_ = false;
+  std::size_t failed_refreshes_ = 0;  // in a row: each asks the next node at once
+  std::size_t next_seed_ = 0;  // where the next CLUSTER SLOTS goes when it cannot go elsewhere
+  std::chrono::steady_clock::time_point last_refresh_{};
+  boost::asio::steady_timer refresh_timer_;
+  bool refresh_timer_armed_ = false;
+  boost::asio::steady_timer health_timer_;
+  std::atomic<bool> cluster_ready_{false};  // read by the control thread (/readyz)
+  std::vector<queued> parked_;  // cluster checks waiting for the first slot map
+
   std::vector<queued> queue_;  // this turn's checks; a flush is posted while it is not empty
   std::vector<waiter*> ready_;  // answered; a resume_ready is posted while it is not empty
   std::vector<waiter*> resuming_;
-  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for the posted flush and resume
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // for posted work and timers
   // Reused for every command built: the argument text and the views into it.
   std::string arena_;
   std::vector<std::size_t> ends_;
   std::vector<std::string_view> args_;
   std::vector<const limit::policy*> policies_;  // of the call being built
   std::vector<std::size_t> policy_of_;
+  std::string slot_key_;  // a state key, to find its slot
 };
 
 }  // namespace gw::store::redis

@@ -1,0 +1,214 @@
+// The Redis store on a real three-master Redis Cluster (backend: redis_cluster): it finds the slot
+// map from a seed (past a dead one), sends each check to the master of its key's slot - one call
+// per slot, every node's calls in one write - and stays exact while a slot moves: a MOVED reply
+// and an ASK reply are followed within the call, and the state moved along is what counts.
+#include "store/redis/redis_store.hpp"
+#include "store/redis/scripts.hpp"
+#include "support/algorithm_cases.hpp"
+#include "support/gateway_process.hpp"
+#include "support/redis_cluster.hpp"
+#include "support/redis_info.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <exception>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace gw::test::algorithm_cases;
+using namespace std::chrono_literals;
+using gw::store::check_result;
+using gw::store::limit_check;
+using gw::store::redis::redis_store;
+using gw::test::redis_cluster;
+
+struct no_events final : gw::store::store_events {
+  void batch_written(std::size_t, std::size_t) override {}
+};
+
+// `n` requests of one check each.
+std::vector<std::vector<limit_check>> times(std::size_t n, const limit_check& check) {
+  return std::vector<std::vector<limit_check>>(n, std::vector<limit_check>{check});
+}
+
+asio::awaitable<check_result> cluster_check(redis_store& store, std::vector<limit_check> checks) {
+  co_return co_await store.check(checks);
+}
+
+// A cluster store on its own io_context, the way a gateway worker holds it.
+struct cluster_client {
+  explicit cluster_client(std::vector<gw::config::endpoint> seeds)
+      : store(io, settings_for(std::move(seeds)), {}, &events, redis_store::mode::cluster) {}
+
+  static gw::config::redis_settings settings_for(std::vector<gw::config::endpoint> seeds) {
+    gw::config::redis_settings rs;
+    rs.nodes = std::move(seeds);
+    rs.connect_timeout = 1s;
+    rs.command_timeout = 2s;
+    return rs;
+  }
+
+  // Every request's checks issued in one turn; per key, how many were admitted. Any failure or
+  // a hang is a test failure.
+  std::map<std::string, int> run_turn(const std::vector<std::vector<limit_check>>& requests) {
+    std::map<std::string, int> admitted;
+    std::size_t done = 0;
+    io.restart();
+    for (const auto& checks : requests)
+      asio::co_spawn(io, cluster_check(store, checks),
+                     [&, checks](std::exception_ptr e, check_result r) {
+                       if (e || !r.ok() || r.decisions.size() != checks.size()) {
+                         ADD_FAILURE() << "a request failed: "
+                                       << (e ? "exception" : gw::store::to_string(r.error));
+                       } else {
+                         for (std::size_t k = 0; k < checks.size(); ++k)
+                           admitted[checks[k].key] += r.decisions[k].admitted ? 1 : 0;
+                       }
+                       if (++done == requests.size()) io.stop();
+                     });
+    io.run_for(10s);
+    EXPECT_EQ(done, requests.size()) << "requests still unanswered after 10 s";
+    return admitted;
+  }
+
+  asio::io_context io;
+  no_events events;
+  redis_store store;
+};
+
+class redis_cluster_test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    cluster_->flush_all();
+  }
+
+  static gw::config::endpoint endpoint_of(std::size_t i) {
+    return {"127.0.0.1", cluster_->node(i).port()};
+  }
+
+  // The EVALSHA and EVAL calls each node has run.
+  static std::vector<std::int64_t> script_calls() {
+    std::vector<std::int64_t> calls;
+    for (std::size_t i = 0; i < cluster_->size(); ++i)
+      calls.push_back(gw::test::command_calls(cluster_->node(i), "evalsha") +
+                      gw::test::command_calls(cluster_->node(i), "eval"));
+    return calls;
+  }
+
+  static redis_cluster* cluster_;
+};
+
+redis_cluster* redis_cluster_test::cluster_ = nullptr;
+
+TEST_F(redis_cluster_test, checks_go_to_the_master_of_their_slot_and_stay_exact) {
+  // The first seed is dead: the slot map comes from the second.
+  cluster_client client{{{"127.0.0.1", gw::test::free_port()}, endpoint_of(1)}};
+
+  // 60 identities, 8 requests each, all in one turn: 5 admitted per identity, whichever node.
+  std::vector<std::vector<limit_check>> requests;
+  for (int round = 0; round < 8; ++round)
+    for (int id = 0; id < 60; ++id)
+      requests.push_back({{"rl:{cluster:per_ip:10.0.0." + std::to_string(id) + "}",
+                           make(algorithm::gcra, 5, 3600 * s)}});
+  const auto before = script_calls();
+  const auto admitted = client.run_turn(requests);
+  ASSERT_EQ(admitted.size(), 60u);
+  for (const auto& [key, n] : admitted) EXPECT_EQ(n, 5) << key;
+
+  // Each key's state is on the master of its slot, and every master ran scripts.
+  std::vector<int> keys_per_node(cluster_->size(), 0);
+  for (const auto& [key, n] : admitted) {
+    const auto state = gw::store::redis::state_key(key, algorithm::gcra);
+    const auto owner = cluster_->owner(cluster_->slot_of(state));
+    EXPECT_EQ(cluster_->node(owner).command({"EXISTS", state}), "1") << state;
+    ++keys_per_node[owner];
+  }
+  const auto after = script_calls();
+  for (std::size_t i = 0; i < cluster_->size(); ++i) {
+    EXPECT_GT(keys_per_node[i], 0) << "node " << i;
+    EXPECT_GT(after[i], before[i]) << "node " << i;
+  }
+  // Ready once the connections to every master are up (looked at every 100 ms).
+  client.io.restart();
+  client.io.run_for(300ms);
+  EXPECT_TRUE(client.store.available());
+}
+
+TEST_F(redis_cluster_test, a_moved_slot_is_followed_and_its_count_kept) {
+  cluster_client client{{endpoint_of(0)}};
+  const limit_check check{"rl:{cluster:moved:1}", make(algorithm::gcra, 10, 3600 * s)};
+  const auto state = gw::store::redis::state_key(check.key, algorithm::gcra);
+  const auto slot = cluster_->slot_of(state);
+  const auto from = cluster_->owner(slot);
+  const auto to = (from + 1) % cluster_->size();
+
+  EXPECT_EQ(client.run_turn(times(4, check))[check.key], 4);
+
+  // Resharded behind the gateway's back: the key's state moves with its slot.
+  cluster_->begin_move(slot, to, {state});
+  cluster_->finish_move(slot, to);
+  const auto before = script_calls();
+  // The old owner answers MOVED; the call goes on to the new one: 10 - 4 left, exactly.
+  EXPECT_EQ(client.run_turn(times(10, check))[check.key], 6);
+  const auto after = script_calls();
+  EXPECT_GT(after[to], before[to]);
+  EXPECT_EQ(cluster_->node(to).command({"EXISTS", state}), "1");
+
+  // The slot map was asked again: later calls go straight to the new owner.
+  client.io.restart();
+  client.io.run_for(300ms);
+  const auto settled = script_calls();
+  EXPECT_EQ(client.run_turn(times(2, check))[check.key], 0);
+  const auto last = script_calls();
+  EXPECT_EQ(last[from], settled[from]);
+  EXPECT_GT(last[to], settled[to]);
+
+  // As it was, for the other tests.
+  cluster_->begin_move(slot, from, {state});
+  cluster_->finish_move(slot, from);
+}
+
+TEST_F(redis_cluster_test, an_ask_during_a_migration_is_followed) {
+  cluster_client client{{endpoint_of(2)}};
+  const limit_check check{"rl:{cluster:ask:1}", make(algorithm::fixed_window, 10, 3600 * s)};
+  const auto state = gw::store::redis::state_key(check.key, algorithm::fixed_window);
+  const auto slot = cluster_->slot_of(state);
+  const auto from = cluster_->owner(slot);
+  const auto to = (from + 2) % cluster_->size();
+
+  EXPECT_EQ(client.run_turn(times(3, check))[check.key], 3);
+
+  // Half-way through a migration: the key is already on the target, the slot still the
+  // source's. The source answers ASK; the call goes to the target with ASKING first.
+  cluster_->begin_move(slot, to, {state});
+  const auto before = script_calls();
+  EXPECT_EQ(client.run_turn(times(10, check))[check.key], 7);
+  const auto after = script_calls();
+  EXPECT_GT(after[to], before[to]);
+  // (Mid-migration, a plain EXISTS is redirected: count the keys each node holds instead.)
+  const auto slot_text = std::to_string(slot);
+  EXPECT_EQ(cluster_->node(to).command({"CLUSTER", "COUNTKEYSINSLOT", slot_text}), "1");
+  EXPECT_EQ(cluster_->node(from).command({"CLUSTER", "COUNTKEYSINSLOT", slot_text}), "0");
+
+  cluster_->finish_move(slot, to);
+  EXPECT_EQ(client.run_turn(times(1, check))[check.key], 0);  // the same count, now for good
+  cluster_->begin_move(slot, from, {state});
+  cluster_->finish_move(slot, from);
+}
+
+}  // namespace
