@@ -158,6 +158,12 @@ connection* redis_store::node::pick() {
   return nullptr;
 }
 
+bool redis_store::node::accepting() const {
+  for (const auto& c : connections)
+    if (c->accepting()) return true;
+  return false;
+}
+
 bool redis_store::node::ready() const {
   for (const auto& c : connections)
     if (c->current_state() == connection::state::ready) return true;
@@ -176,7 +182,7 @@ asio::awaitable<check_result> redis_store::check(std::span<const limit_check> ch
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
                                                     std::optional<limit::micros> now) {
   if (checks.empty()) co_return check_result{};
-  if (mode_ == mode::single && !nodes_.front()->pick()) {
+  if (mode_ == mode::single && !nodes_.front()->accepting()) {
     // Known down: fail now rather than wait out a timeout.
     check_result down;
     down.error = error_kind::connection;

@@ -71,6 +71,7 @@ class redis_store final : public store {
     std::size_t next = 0;
 
     connection* pick();  // one that accepts commands, round robin; null when none does
+    bool accepting() const;  // as pick() != null, without moving the round robin
     bool ready() const;
   };
 
