@@ -192,7 +192,12 @@ asio::awaitable<void> session::run() {
 }
 
 asio::awaitable<session::head_status> session::read_head(bool first) {
-  const auto& server = worker_.current()->config().server;
+  // Copied: a reload while this connection waits frees the snapshot the settings come from.
+  const auto& current = worker_.current()->config().server;
+  const struct {
+    config::duration header_timeout, idle_timeout;
+    std::size_t max_header_bytes;
+  } server{current.header_timeout, current.idle_timeout, current.max_header_bytes};
   scanner_.reset();
   idle_ = true;
   // The first request's head must arrive within header_timeout of the accept; later ones get

@@ -123,6 +123,42 @@ TEST(reload, valid_and_invalid_files_under_traffic_without_a_failed_request) {
   EXPECT_TRUE(gateway.running());
 }
 
+TEST(reload, an_idle_keep_alive_connection_outlives_the_snapshot_it_waited_under) {
+  test_upstream first, second;
+  e2e_ports ports;
+  gateway_process gateway{gateway_binary(), e2e_config(ports, {first.port()})};
+  gateway.wait_ready(ports.admin);
+
+  client_connection idle{ports.listen};
+  idle.send("GET /before HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(idle.read_reply().status, 200);
+
+  // Two reloads while the connection waits for its next request: the snapshot it started
+  // waiting under is gone (its settings were copied, not referred to).
+  for (int i = 0; i < 2; ++i) {
+    gateway.write_config(e2e_config(ports, {second.port()}, "  idle_timeout: " +
+                                                                std::to_string(30 + i) + "s\n"));
+    gateway.send_signal(SIGHUP);
+    const auto reloads = [&] {
+      const auto text = gateway.stderr_text();
+      int n = 0;
+      for (auto at = text.find("configuration reloaded"); at != std::string::npos;
+           at = text.find("configuration reloaded", at + 1))
+        ++n;
+      return n;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (reloads() < i + 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    ASSERT_EQ(reloads(), i + 1) << gateway.stderr_text();
+  }
+  idle.send("GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto reply = idle.read_reply();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.header("X-Upstream-Port"), std::to_string(second.port()));
+  EXPECT_TRUE(gateway.running());
+}
+
 TEST(drain, sigterm_finishes_the_request_in_flight_then_exits_zero) {
   test_upstream upstream;
   e2e_ports ports;

@@ -85,6 +85,14 @@ struct cluster_client {
   redis_store store;
 };
 
+// How many error replies of `kind` (MOVED, ASK, TRYAGAIN...) a node has given (INFO errorstats).
+int errors_of(gw::test::redis_server& node, const std::string& kind) {
+  const auto info = node.command({"INFO", "errorstats"});
+  const auto at = info.find("errorstat_" + kind + ":count=");
+  if (at == std::string::npos) return 0;
+  return std::stoi(info.substr(at + kind.size() + 17));
+}
+
 class redis_cluster_test : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { cluster_ = new redis_cluster(); }
@@ -164,7 +172,9 @@ TEST_F(redis_cluster_test, a_moved_slot_is_followed_and_its_count_kept) {
   cluster_->finish_move(slot, to);
   const auto before = script_calls();
   // The old owner answers MOVED; the call goes on to the new one: 10 - 4 left, exactly.
+  const auto moved_before = errors_of(cluster_->node(from), "MOVED");
   EXPECT_EQ(client.run_turn(times(10, check))[check.key], 6);
+  EXPECT_EQ(errors_of(cluster_->node(from), "MOVED"), moved_before + 1);
   const auto after = script_calls();
   EXPECT_GT(after[to], before[to]);
   EXPECT_EQ(cluster_->node(to).command({"EXISTS", state}), "1");
@@ -197,7 +207,9 @@ TEST_F(redis_cluster_test, an_ask_during_a_migration_is_followed) {
   // source's. The source answers ASK; the call goes to the target with ASKING first.
   cluster_->begin_move(slot, to, {state});
   const auto before = script_calls();
+  const auto ask_before = errors_of(cluster_->node(from), "ASK");
   EXPECT_EQ(client.run_turn(times(10, check))[check.key], 7);
+  EXPECT_EQ(errors_of(cluster_->node(from), "ASK"), ask_before + 1);
   const auto after = script_calls();
   EXPECT_GT(after[to], before[to]);
   // (Mid-migration, a plain EXISTS is redirected: count the keys each node holds instead.)
@@ -208,6 +220,47 @@ TEST_F(redis_cluster_test, an_ask_during_a_migration_is_followed) {
   cluster_->finish_move(slot, to);
   EXPECT_EQ(client.run_turn(times(1, check))[check.key], 0);  // the same count, now for good
   cluster_->begin_move(slot, from, {state});
+  cluster_->finish_move(slot, from);
+}
+
+TEST_F(redis_cluster_test, a_call_whose_keys_are_split_by_a_migration_is_split_too) {
+  cluster_client client{{endpoint_of(1)}};
+  // Two keys of one slot (one hash tag): one call carries both.
+  const limit_check a{"rl:{cluster:tryagain}:a", make(algorithm::gcra, 10, 3600 * s)};
+  const limit_check b{"rl:{cluster:tryagain}:b", make(algorithm::gcra, 10, 3600 * s)};
+  const auto state_a = gw::store::redis::state_key(a.key, algorithm::gcra);
+  const auto state_b = gw::store::redis::state_key(b.key, algorithm::gcra);
+  const auto slot = cluster_->slot_of(state_a);
+  ASSERT_EQ(cluster_->slot_of(state_b), slot);
+  const auto from = cluster_->owner(slot);
+  const auto to = (from + 1) % cluster_->size();
+
+  auto both = [&](std::size_t n) {
+    auto requests = times(n, a);
+    const auto more = times(n, b);
+    requests.insert(requests.end(), more.begin(), more.end());
+    return client.run_turn(requests);
+  };
+  auto first = both(2);
+  EXPECT_EQ(first[a.key], 2);
+  EXPECT_EQ(first[b.key], 2);
+
+  // a's state has moved, b's not yet: the source answers the call with TRYAGAIN. Key by key,
+  // b is served where it is and a follows the ASK to the target.
+  cluster_->begin_move(slot, to, {state_a});
+  const auto tryagain_before = errors_of(cluster_->node(from), "TRYAGAIN");
+  auto during = both(3);
+  EXPECT_EQ(during[a.key], 3);
+  EXPECT_EQ(during[b.key], 3);
+  EXPECT_GT(errors_of(cluster_->node(from), "TRYAGAIN"), tryagain_before);  // it did happen
+
+  cluster_->begin_move(slot, to, {state_b});
+  cluster_->finish_move(slot, to);
+  auto after = both(10);  // 5 used of each: exactly 5 more
+  EXPECT_EQ(after[a.key], 5);
+  EXPECT_EQ(after[b.key], 5);
+
+  cluster_->begin_move(slot, from, {state_a, state_b});
   cluster_->finish_move(slot, from);
 }
 

@@ -4,6 +4,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -24,8 +25,8 @@ std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout)
 }  // namespace
 
 connection::connection(asio::io_context& io, connection_settings settings, store_events* events)
-    : io_(io), settings_(std::move(settings)), events_(events), socket_(io), timer_(io),
-      reconnect_(io) {}
+    : io_(io), settings_(std::move(settings)), events_(events), resolver_(io), socket_(io),
+      timer_(io), reconnect_(io) {}
 
 connection::~connection() { stop(); }
 
@@ -36,6 +37,8 @@ void connection::start() {
 
 void connection::stop() {
   stopped_ = true;
+  reconnect_pending_ = false;
+  resolver_.cancel();
   reconnect_.cancel();
   timer_.cancel();
   if (ctx_) redisAsyncFree(ctx_);  // pending commands fail with a connection error
@@ -48,7 +51,21 @@ bool connection::accepting() const {
 
 void connection::connect() {
   if (stopped_ || ctx_) return;
-  ctx_ = redisAsyncConnect(settings_.host.c_str(), settings_.port);
+  if (!resolved_once_) {
+    resolved_once_ = true;
+    address_ = resolve_now();
+  } else {
+    refresh_address();  // for the next reconnect; this one uses the last known address
+  }
+  if (address_.empty()) {
+    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
+                "redis {}:{}: cannot resolve the name", settings_.host, settings_.port);
+    state_ = state::down;
+    ever_failed_ = true;
+    schedule_reconnect();
+    return;
+  }
+  ctx_ = redisAsyncConnect(address_.c_str(), settings_.port);
   if (!ctx_ || ctx_->err) {
     spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
                 "redis {}:{}: cannot connect: {}", settings_.host, settings_.port,
@@ -100,6 +117,33 @@ void connection::connect() {
   arm_timeout();
 }
 
+std::string connection::resolve_now() {
+  boost::system::error_code ec;
+  asio::ip::make_address(settings_.host, ec);
+  if (!ec) return settings_.host;
+  // A name, resolved once here, blocking (hiredis would do the same in getaddrinfo on every
+  // connect); later reconnects use this address while refresh_address() looks the name up again
+  // in the background.
+  asio::ip::tcp::resolver resolver{io_};
+  const auto results = resolver.resolve(settings_.host, std::to_string(settings_.port), ec);
+  if (ec || results.empty()) return {};
+  return results.begin()->endpoint().address().to_string();
+}
+
+void connection::refresh_address() {
+  boost::system::error_code ec;
+  asio::ip::make_address(settings_.host, ec);
+  if (!ec) return;
+  resolver_.async_resolve(settings_.host, std::to_string(settings_.port),
+                          [weak = weak_from_this()](const boost::system::error_code& error,
+                                                    const asio::ip::tcp::resolver::results_type&
+                                                        results) {
+                            auto self = weak.lock();
+                            if (!self || error || results.empty()) return;
+                            self->address_ = results.begin()->endpoint().address().to_string();
+                          });
+}
+
 void connection::drop(std::string_view why) {
   if (ctx_) {
     spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
@@ -113,23 +157,32 @@ void connection::drop(std::string_view why) {
 }
 
 void connection::schedule_reconnect() {
-  if (stopped_) return;
+  // drop() and the disconnect callback both ask; one wait, one backoff step.
+  if (stopped_ || reconnect_pending_) return;
+  reconnect_pending_ = true;
   reconnect_.expires_after(backoff_);
   // Capped low: a Redis that comes back is in use again within half a second.
   backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(500));
   reconnect_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
     if (ec) return;
-    if (auto self = weak.lock()) self->connect();
+    if (auto self = weak.lock()) {
+      self->reconnect_pending_ = false;
+      self->connect();
+    }
   });
 }
 
 void connection::execute(std::span<const std::string_view> args, std::size_t checks,
-                         reply_handler done) {
+                         reply_handler done, std::optional<clock::time_point> deadline) {
   if (!accepting() || !ctx_) {
     done(error_kind::connection, nullptr);
     return;
   }
-  auto* p = new pending{std::move(done), clock::now() + settings_.command_timeout};
+  if (deadline && *deadline <= clock::now()) {
+    done(error_kind::timeout, nullptr);
+    return;
+  }
+  auto* p = new pending{std::move(done), deadline.value_or(clock::now() + settings_.command_timeout)};
   send(args, checks, p);
 }
 

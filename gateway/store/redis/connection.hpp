@@ -12,6 +12,7 @@
 #include "store/store.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,6 +21,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,7 +66,10 @@ class connection : public std::enable_shared_from_this<connection> {
   state current_state() const { return state_.load(std::memory_order_relaxed); }
 
   // `checks`: how many limit checks the command carries, for store_events::batch_written.
-  void execute(std::span<const std::string_view> args, std::size_t checks, reply_handler done);
+  // `deadline`: when it counts as timed out; by default command_timeout from now (a command
+  // sent on after a redirect keeps the first one's).
+  void execute(std::span<const std::string_view> args, std::size_t checks, reply_handler done,
+               std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
   std::uint64_t commands_sent() const { return commands_; }
   std::uint64_t writes() const { return writes_; }
@@ -77,6 +82,8 @@ class connection : public std::enable_shared_from_this<connection> {
   };
 
   void connect();
+  std::string resolve_now();
+  void refresh_address();
   void drop(std::string_view why);  // frees the context (fails what is pending), schedules reconnect
   void schedule_reconnect();
   void arm_read();
@@ -99,6 +106,9 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::io_context& io_;
   connection_settings settings_;
   store_events* events_;
+  std::string address_;  // settings_.host, or what that name resolved to last
+  bool resolved_once_ = false;
+  boost::asio::ip::tcp::resolver resolver_;
   redisAsyncContext* ctx_ = nullptr;
   boost::asio::posix::stream_descriptor socket_;
   boost::asio::steady_timer timer_;      // command deadlines and connect timeout
@@ -106,6 +116,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::atomic<state> state_{state::down};
   bool ever_failed_ = false;
   bool stopped_ = false;
+  bool reconnect_pending_ = false;
   bool want_read_ = false, want_write_ = false;
   bool read_armed_ = false, write_armed_ = false;
   bool timer_armed_ = false;

@@ -108,8 +108,7 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
 redis_store::~redis_store() {
   for (auto& n : nodes_)
     for (auto& c : n->connections) c->stop();  // fails what is in flight
-  // What is still waiting resumes with an error, each from its own posted handler (they own
-  // what they need; this store is gone by then).
+  // What is still waiting counts as failed.
   for (auto* queue : {&queue_, &parked_}) {
     for (auto& q : *queue) {
       auto& w = *q.owner;
@@ -117,8 +116,9 @@ redis_store::~redis_store() {
       if (--w.left == 0) ready_.push_back(&w);
     }
   }
-  for (auto* w : ready_)
-    asio::post(io_, [w] { w->resume(); });
+  // The worker's loop has stopped by now: resuming would run requests against a store that is
+  // gone. Their handlers are let go instead, and Asio destroys their coroutines with the loop.
+  for (auto* w : ready_) w->handler.reset();
 }
 
 std::string_view redis_store::backend() const {
@@ -126,8 +126,15 @@ std::string_view redis_store::backend() const {
 }
 
 redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t port) {
-  for (auto& n : nodes_)
-    if (n->port == port && n->host == host) return *n;
+  for (auto& n : nodes_) {
+    if (n->port != port || n->host != host) continue;
+    if (n->idle) {
+      // Back in the slot map (or named by a redirect) after a time out of it.
+      n->idle = false;
+      for (auto& c : n->connections) c->start();
+    }
+    return *n;
+  }
   auto n = std::make_unique<node>();
   n->host = host;
   n->port = port;
@@ -244,7 +251,9 @@ void redis_store::flush() {
       target = owner == no_owner ? nullptr : nodes_[owner].get();
     }
     if (auto* conn = target ? target->pick() : nullptr) {
-      send(*conn, std::move(calls), {});
+      call_route route;
+      route.deadline = std::chrono::steady_clock::now() + base_.command_timeout;
+      send(*conn, std::move(calls), route);
     } else {
       fail(calls, error_kind::connection);
       if (mode_ == mode::cluster) refresh_slots_soon();  // a failover may have moved the slot
@@ -314,14 +323,16 @@ void redis_store::send(connection& conn, group calls, call_route route) {
     // Valid for the next command on this connection only: it goes out right before the call,
     // in the same write. What it answers changes nothing (the call's own reply says it all).
     const std::string_view asking[] = {"ASKING"};
-    conn.execute(asking, 0, [](error_kind, const redisReply*) {});
+    conn.execute(asking, 0, [](error_kind, const redisReply*) {}, route.deadline);
   }
   const auto count = calls.size();
-  conn.execute(args_, count,
-               [this, &conn, calls = std::move(calls), route](error_kind error,
-                                                              const redisReply* r) mutable {
-                 on_reply(conn, std::move(calls), route, error, r);
-               });
+  conn.execute(
+      args_, count,
+      [this, &conn, calls = std::move(calls), route](error_kind error,
+                                                     const redisReply* r) mutable {
+        on_reply(conn, std::move(calls), route, error, r);
+      },
+      route.deadline);
 }
 
 void redis_store::on_reply(connection& conn, group calls, call_route route, error_kind error,
@@ -346,10 +357,29 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
         }
         if (auto* next = target.pick()) {
           send(*next, std::move(calls),
-               {route.by_source, !redirect->moved, route.redirects + 1});
+               {route.by_source, !redirect->moved, route.redirects + 1, route.deadline});
           return;
         }
         error = error_kind::connection;
+      } else if (message.starts_with("TRYAGAIN") && route.redirects < max_redirects) {
+        // A slot half-way through a migration, and this call's keys partly moved: each key on
+        // its own is served where it is, or redirected by ASK.
+        std::vector<group> by_key;
+        for (auto& q : calls) {
+          auto same = std::find_if(by_key.begin(), by_key.end(), [&](const group& g) {
+            return g.front().check->key == q.check->key;
+          });
+          if (same == by_key.end())
+            by_key.push_back({q});
+          else
+            same->push_back(q);
+        }
+        if (by_key.size() > 1) {
+          for (auto& g : by_key)
+            send(conn, std::move(g),
+                 {route.by_source, false, route.redirects + 1, route.deadline});
+          return;
+        }
       }
     }
   }
@@ -421,6 +451,20 @@ void redis_store::refresh_slots() {
     for (const auto& range : *ranges) {
       const auto owner = index_of(node_at(range.host, range.port));
       std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, owner);
+    }
+    // Nodes that own nothing now (removed, or replicas since a failover) are not kept connected;
+    // the seeds are, to ask them again.
+    std::vector<bool> owns(nodes_.size(), false);
+    for (const auto owner : slot_owner_)
+      if (owner != no_owner) owns[owner] = true;
+    for (std::size_t i = seeds_; i < nodes_.size(); ++i) {
+      if (owns[i] || nodes_[i]->idle) continue;
+      nodes_[i]->idle = true;
+      // Not from inside this hiredis callback: the connection asked may be one of them.
+      asio::post(io_, [n = nodes_[i].get(), alive = std::weak_ptr<char>{alive_}] {
+        if (!alive.lock() || !n->idle) return;  // wanted again meanwhile
+        for (auto& c : n->connections) c->stop();
+      });
     }
     if (!slots_known_) spdlog::info("redis cluster: slot map of {} ranges", ranges->size());
     slots_known_ = true;

@@ -50,7 +50,8 @@ class redis_store final : public store {
 
   // The most checks one EVALSHA carries; a turn with more sends several.
   static constexpr std::size_t max_checks_per_call = 256;
-  // A call follows at most this many MOVED/ASK replies before it counts as a reply error.
+  // A call follows at most this many MOVED/ASK/TRYAGAIN replies before it counts as a reply
+  // error.
   static constexpr unsigned max_redirects = 5;
 
  private:
@@ -69,6 +70,7 @@ class redis_store final : public store {
     std::uint16_t port = 0;
     std::vector<std::shared_ptr<connection>> connections;
     std::size_t next = 0;
+    bool idle = false;  // owns no slot: connections stopped until it does again
 
     connection* pick();  // one that accepts commands, round robin; null when none does
     bool accepting() const;  // as pick() != null, without moving the round robin
@@ -78,7 +80,9 @@ class redis_store final : public store {
   struct call_route {
     bool by_source = false;  // EVAL with the source, after a NOSCRIPT
     bool asking = false;     // ASKING first, after an ASK
-    unsigned redirects = 0;
+    unsigned redirects = 0;  // MOVED, ASK and TRYAGAIN followed so far
+    // command_timeout from the first send: a call sent on keeps it.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
   };
 
   node& node_at(const std::string& host, std::uint16_t port);  // known, or connected now
