@@ -134,7 +134,7 @@ TEST(reload, an_idle_keep_alive_connection_outlives_the_snapshot_it_waited_under
   ASSERT_EQ(idle.read_reply().status, 200);
 
   // Two reloads while the connection waits for its next request: the snapshot it started
-  // waiting under is gone (its settings were copied, not referred to).
+  // waiting under may be gone by then (its settings were copied, not referred to).
   for (int i = 0; i < 2; ++i) {
     gateway.write_config(e2e_config(ports, {second.port()}, "  idle_timeout: " +
                                                                 std::to_string(30 + i) + "s\n"));
