@@ -24,13 +24,17 @@ using namespace gw::test;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
+// Generous where counts must be exact: a check that times out under load is a 503 even though
+// Redis may have counted it. Short where failing fast is the point.
+constexpr auto exact_timeout = 1000ms;
 constexpr auto command_timeout = 100ms;
 
 // A gateway on the cluster through `seed`, with a per-path limit of `requests` per hour (a path
 // per user here: the key stays readable, where a header's value would be hashed), failing as
 // `failure_mode` says.
 std::string cluster_config(const e2e_ports& ports, std::uint16_t upstream, std::uint16_t seed,
-                           int requests, const std::string& failure_mode) {
+                           int requests, const std::string& failure_mode,
+                           std::chrono::milliseconds timeout) {
   std::string yaml;
   yaml += "server:\n  listen: 127.0.0.1:" + std::to_string(ports.listen) + "\n";
   yaml += "  workers: 2\n  access_log: false\n  log_level: info\n";
@@ -38,7 +42,7 @@ std::string cluster_config(const e2e_ports& ports, std::uint16_t upstream, std::
   yaml += "storage:\n  backend: redis_cluster\n  local_cache: false\n";
   yaml += "  failure_mode: " + failure_mode + "\n";
   yaml += "  redis:\n    nodes: [127.0.0.1:" + std::to_string(seed) + "]\n";
-  yaml += "    command_timeout: " + std::to_string(command_timeout.count()) + "ms\n";
+  yaml += "    command_timeout: " + std::to_string(timeout.count()) + "ms\n";
   yaml += "upstreams:\n  backend:\n    servers: " + server_list({upstream}) + "\n";
   yaml += "routes:\n  - name: api\n    match: { path_prefix: / }\n    upstream: backend\n";
   yaml += "    limits:\n      - name: per_user\n        key: [path]\n";
@@ -83,9 +87,11 @@ TEST(redis_cluster, two_gateways_share_exact_limits_spread_over_every_master) {
   test_upstream upstream;
   e2e_ports ports_a, ports_b;
   gateway_process a{gateway_binary(),
-                    cluster_config(ports_a, upstream.port(), cluster.node(0).port(), 10, "closed")};
+                    cluster_config(ports_a, upstream.port(), cluster.node(0).port(), 10, "closed",
+                                   exact_timeout)};
   gateway_process b{gateway_binary(),
-                    cluster_config(ports_b, upstream.port(), cluster.node(2).port(), 10, "closed")};
+                    cluster_config(ports_b, upstream.port(), cluster.node(2).port(), 10, "closed",
+                                   exact_timeout)};
   a.wait_ready(ports_a.admin);
   b.wait_ready(ports_b.admin);
   EXPECT_TRUE(eventually([&] { return request(ports_a.admin, "GET", "/readyz").status == 200; },
@@ -120,12 +126,13 @@ TEST(redis_cluster, two_gateways_share_exact_limits_spread_over_every_master) {
 }
 
 TEST(redis_cluster, a_stopped_master_fails_its_slots_fast_and_counts_again_once_back) {
-  redis_cluster cluster;
+  // The other masters go on serving while one is gone, however long the test takes to look.
+  redis_cluster cluster{{.node_timeout_ms = 2000, .require_full_coverage = false}};
   test_upstream upstream;
   e2e_ports ports;
   gateway_process gateway{gateway_binary(),
                           cluster_config(ports, upstream.port(), cluster.node(1).port(), 1000,
-                                         "closed")};
+                                         "closed", command_timeout)};
   gateway.wait_ready(ports.admin);
 
   // One user whose key lives on node 0 and one whose key lives elsewhere.
@@ -142,7 +149,7 @@ TEST(redis_cluster, a_stopped_master_fails_its_slots_fast_and_counts_again_once_
 
   cluster.node(0).stop();
   // Closed: the lost slots' checks fail, answered 503 within command_timeout plus room for a
-  // busy machine; the others go on (until the cluster itself declares the slots gone).
+  // busy machine; the others go on.
   const auto start = steady::now();
   EXPECT_EQ(status_for(ports.listen, lost), 503);
   EXPECT_LT(steady::now() - start, command_timeout + 400ms);

@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -46,15 +47,36 @@ asio::awaitable<check_result> cluster_check(redis_store& store, std::vector<limi
 
 // A cluster store on its own io_context, the way a gateway worker holds it.
 struct cluster_client {
-  explicit cluster_client(std::vector<gw::config::endpoint> seeds)
-      : store(io, settings_for(std::move(seeds)), {}, &events, redis_store::mode::cluster) {}
+  explicit cluster_client(std::vector<gw::config::endpoint> seeds,
+                          std::chrono::milliseconds command_timeout = 2s)
+      : store(io, settings_for(std::move(seeds), command_timeout), {}, &events,
+              redis_store::mode::cluster) {}
 
-  static gw::config::redis_settings settings_for(std::vector<gw::config::endpoint> seeds) {
+  static gw::config::redis_settings settings_for(std::vector<gw::config::endpoint> seeds,
+                                                 std::chrono::milliseconds command_timeout) {
     gw::config::redis_settings rs;
     rs.nodes = std::move(seeds);
     rs.connect_timeout = 1s;
-    rs.command_timeout = 2s;
+    rs.command_timeout = command_timeout;
     return rs;
+  }
+
+  // One request, whatever its outcome; nullopt if it did not end within `guard`.
+  std::optional<check_result> one(const limit_check& check, std::chrono::milliseconds guard) {
+    std::optional<check_result> out;
+    io.restart();
+    asio::co_spawn(io, cluster_check(store, {check}),
+                   [&](std::exception_ptr e, check_result r) {
+                     if (!e) out = std::move(r);
+                     io.stop();
+                   });
+    io.run_for(guard);
+    return out;
+  }
+
+  void idle(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
   }
 
   // Every request's checks issued in one turn; per key, how many were admitted. Any failure or
@@ -102,6 +124,7 @@ class redis_cluster_test : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
+    cluster_->settle();  // what an earlier test moved is known to every node
     cluster_->flush_all();
   }
 

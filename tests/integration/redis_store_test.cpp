@@ -9,8 +9,11 @@
 #include "support/redis_info.hpp"
 #include "support/redis_server.hpp"
 
+#include <hiredis/hiredis.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <gtest/gtest.h>
 
@@ -527,6 +530,53 @@ TEST(redis_store_failures, a_pause_past_the_stall_limit_drops_the_connection_and
   }
   ASSERT_TRUE(recovered) << "not answered 3 s after the pause ended";
   EXPECT_TRUE(recovered->decisions[0].admitted);
+}
+
+// A connection stopped and started again (a cluster node that lost its slots and got some back)
+// must enforce command_timeout afresh: the timer it had armed was cancelled with the stop.
+TEST(redis_store_failures, a_connection_started_again_keeps_its_timeouts) {
+  redis_server server;
+  asio::io_context io;
+  gw::store::redis::connection_settings settings;
+  settings.port = server.port();
+  settings.command_timeout = 300ms;
+  auto conn = std::make_shared<gw::store::redis::connection>(io, settings, nullptr);
+
+  // One PING through the connection; the error it ended with, or nullopt if it hung past 5 s.
+  auto ping = [&]() -> std::optional<error_kind> {
+    std::optional<error_kind> out;
+    const std::string_view args[] = {"PING"};
+    io.restart();
+    asio::post(io, [&] {
+      conn->execute(args, 0, [&](error_kind e, const redisReply*) {
+        out = e;
+        io.stop();
+      });
+    });
+    io.run_for(5s);
+    return out;
+  };
+  io.restart();
+  asio::post(io, [&] { conn->start(); });
+  io.run_for(200ms);
+  ASSERT_EQ(ping(), error_kind::none);
+
+  // Stopped while its connect-time timer was armed, then started again.
+  io.restart();
+  asio::post(io, [&] {
+    conn->stop();
+    conn->start();
+  });
+  io.run_for(200ms);
+  ASSERT_EQ(ping(), error_kind::none);
+
+  server.pause(2000ms);
+  const auto start = steady::now();
+  const auto stalled = ping();
+  ASSERT_TRUE(stalled) << "hung: no command_timeout after the restart";
+  EXPECT_EQ(*stalled, error_kind::timeout);
+  EXPECT_LT(steady::now() - start, 300ms + 700ms);
+  conn->stop();
 }
 
 TEST(redis_store_failures, the_right_password_is_accepted) {

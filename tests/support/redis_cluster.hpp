@@ -10,13 +10,19 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gw::test {
 
+struct cluster_options {
+  int node_timeout_ms = 2000;  // cluster-node-timeout: how soon a silent master counts as failed
+  bool require_full_coverage = true;  // no: the other masters keep serving while one is gone
+};
+
 class redis_cluster {
  public:
-  redis_cluster();
+  explicit redis_cluster(cluster_options options = {});
   redis_cluster(const redis_cluster&) = delete;
   redis_cluster& operator=(const redis_cluster&) = delete;
 
@@ -33,11 +39,22 @@ class redis_cluster {
   // Makes `to` the owner on every node; the old owner answers MOVED from then on.
   void finish_move(std::uint16_t slot, std::size_t to);
 
+  // Gives the empty slots [first, last] to node `to` at once (CLUSTER SETSLOT ... NODE on every
+  // node): the way a node is emptied before it leaves.
+  void reassign(std::uint16_t first, std::uint16_t last, std::size_t to);
+  // The first and last slot node i was given at the start.
+  std::pair<std::uint16_t, std::uint16_t> initial_range(std::size_t i) const;
+
   // FLUSHALL on every node.
   void flush_all();
 
+  // Waits (up to 10 s) until every node is ok and sees every slot where the harness put it: the
+  // nodes spread slot changes among themselves by gossip, a moment after the commands.
+  void settle();
+
  private:
   void wait_until_ok();
+  bool agrees(std::size_t i);  // node i's CLUSTER NODES matches slot_owner_
 
   std::vector<std::unique_ptr<redis_server>> nodes_;
   std::vector<std::uint16_t> bus_ports_;

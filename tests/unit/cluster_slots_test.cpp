@@ -43,8 +43,15 @@ TEST(cluster_slots, redirections_are_read_exactly) {
   EXPECT_EQ(ask->host, "::1");
   EXPECT_EQ(ask->port, 7000);
 
-  for (auto bad : {"NOSCRIPT No matching script", "MOVED 16384 127.0.0.1:1", "MOVED 1 :6379",
+  // Only a port: the sender's own host.
+  auto own = parse_redirect("MOVED 12 :6390");
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->host, "");
+  EXPECT_EQ(own->port, 6390);
+
+  for (auto bad : {"NOSCRIPT No matching script", "MOVED 16384 127.0.0.1:1",
                    "MOVED 1 127.0.0.1", "MOVED 1 127.0.0.1:0", "MOVED 1 127.0.0.1:65536",
+                   "MOVED 1 6379",
                    "MOVED x 127.0.0.1:1", "ASK 12", "CLUSTERDOWN The cluster is down"})
     EXPECT_FALSE(parse_redirect(bad)) << bad;
 }

@@ -65,15 +65,19 @@ std::optional<std::vector<slot_range>> parse_cluster_slots(const redisReply* rep
         last->integer < first->integer || last->integer >= cluster_slots)
       return std::nullopt;
     if (!master || master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
-        master->element[0]->type != REDIS_REPLY_STRING || !is_integer(master->element[1]) ||
-        master->element[1]->integer <= 0 || master->element[1]->integer > 65535)
+        (master->element[0]->type != REDIS_REPLY_STRING &&
+         master->element[0]->type != REDIS_REPLY_NIL) ||
+        !is_integer(master->element[1]) || master->element[1]->integer <= 0 ||
+        master->element[1]->integer > 65535)
       return std::nullopt;
     slot_range range;
     range.first = static_cast<std::uint16_t>(first->integer);
     range.last = static_cast<std::uint16_t>(last->integer);
-    range.host.assign(master->element[0]->str, master->element[0]->len);
-    // "?" is what a node that knows no address of its own says since Redis 7.
-    if (range.host.empty() || range.host == "?") range.host = asked_host;
+    if (master->element[0]->type == REDIS_REPLY_STRING)
+      range.host.assign(master->element[0]->str, master->element[0]->len);
+    // Empty or NIL: the node's endpoint is the one the answer came from (Redis 7's
+    // cluster-preferred-endpoint-type unknown-endpoint). "?" (no hostname known) stays as is.
+    if (range.host.empty()) range.host = asked_host;
     range.port = static_cast<std::uint16_t>(master->element[1]->integer);
     ranges.push_back(std::move(range));
   }
@@ -95,8 +99,8 @@ std::optional<redirect> parse_redirect(std::string_view error) {
   const auto slot = to_int<unsigned>(error.substr(0, space));
   const auto where = error.substr(space + 1);
   const auto colon = where.rfind(':');
-  if (!slot || *slot >= cluster_slots || colon == std::string_view::npos || colon == 0)
-    return std::nullopt;
+  // An empty host ("MOVED 3999 :6381") means the node that sent the redirection.
+  if (!slot || *slot >= cluster_slots || colon == std::string_view::npos) return std::nullopt;
   const auto port = to_int<unsigned>(where.substr(colon + 1));
   if (!port || *port == 0 || *port > 65535) return std::nullopt;
   r.slot = static_cast<std::uint16_t>(*slot);

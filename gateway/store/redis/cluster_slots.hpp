@@ -24,13 +24,15 @@ struct slot_range {
   std::uint16_t port = 0;
 };
 
-// The master of each slot range from a CLUSTER SLOTS reply; replicas are not used. A node that
-// does not know its own address reports it empty: `asked_host` (the node that answered) stands in.
-// nullopt when the reply is not a slot map.
+// The master of each slot range from a CLUSTER SLOTS reply; replicas are not used. An endpoint
+// given empty or NIL is the answering node's own: `asked_host` stands in. "?" (a node without a
+// known hostname) is kept as the host: no way to reach it, the caller skips it. nullopt when the
+// reply is not a slot map.
 std::optional<std::vector<slot_range>> parse_cluster_slots(const redisReply* reply,
                                                            std::string_view asked_host);
 
-// "MOVED 3999 127.0.0.1:6381" or "ASK 3999 127.0.0.1:6381": where a slot's keys are now.
+// "MOVED 3999 127.0.0.1:6381" or "ASK 3999 127.0.0.1:6381": where a slot's keys are now. The host
+// is empty when the node sent only a port (the host is then its own).
 struct redirect {
   bool moved = false;  // MOVED: the slot belongs there now; ASK: this one command only
   std::uint16_t slot = 0;

@@ -41,6 +41,7 @@ void connection::stop() {
   resolver_.cancel();
   reconnect_.cancel();
   timer_.cancel();
+  timer_armed_ = false;  // its handler returns on the cancel: a start() must arm it afresh
   if (ctx_) redisAsyncFree(ctx_);  // pending commands fail with a connection error
   state_ = state::down;
 }
@@ -50,7 +51,26 @@ bool connection::accepting() const {
 }
 
 void connection::connect() {
-  if (stopped_ || ctx_) return;
+  if (stopped_ || ctx_ || resolving_) return;
+  if (!resolved_once_ && !settings_.resolve_blocking && !is_address(settings_.host)) {
+    // A name met while serving (a cluster node): looked up in the background, and commands
+    // fail at once meanwhile rather than stall the worker.
+    resolving_ = true;
+    resolver_.async_resolve(
+        settings_.host, std::to_string(settings_.port),
+        [weak = weak_from_this()](const boost::system::error_code& ec,
+                                  const asio::ip::tcp::resolver::results_type& results) {
+          auto self = weak.lock();
+          if (!self) return;
+          self->resolving_ = false;
+          if (ec == asio::error::operation_aborted || self->stopped_) return;
+          self->resolved_once_ = true;
+          if (!ec && !results.empty())
+            self->address_ = results.begin()->endpoint().address().to_string();
+          self->connect();  // without an address: the "cannot resolve" path, and retries
+        });
+    return;
+  }
   if (!resolved_once_) {
     resolved_once_ = true;
     address_ = resolve_now();
@@ -88,6 +108,10 @@ void connection::connect() {
   redisAsyncSetDisconnectCallback(ctx_, on_disconnect);
   boost::system::error_code ec;
   socket_.assign(ctx_->c.fd, ec);
+  // Waits on an earlier context's descriptor were cancelled with it; their handlers, whenever
+  // they run, see another generation and leave these flags alone.
+  ++generation_;
+  read_armed_ = write_armed_ = false;
   state_ = state::connecting;
   handshake_refused_ = false;
   connect_deadline_ = clock::now() + settings_.connect_timeout;
@@ -117,10 +141,15 @@ void connection::connect() {
   arm_timeout();
 }
 
-std::string connection::resolve_now() {
+bool connection::is_address(const std::string& host) {
   boost::system::error_code ec;
-  asio::ip::make_address(settings_.host, ec);
-  if (!ec) return settings_.host;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string connection::resolve_now() {
+  if (is_address(settings_.host)) return settings_.host;
+  boost::system::error_code ec;
   // A name, resolved once here, blocking (hiredis would do the same in getaddrinfo on every
   // connect); later reconnects use this address while refresh_address() looks the name up again
   // in the background.
@@ -131,9 +160,7 @@ std::string connection::resolve_now() {
 }
 
 void connection::refresh_address() {
-  boost::system::error_code ec;
-  asio::ip::make_address(settings_.host, ec);
-  if (!ec) return;
+  if (is_address(settings_.host)) return;
   resolver_.async_resolve(settings_.host, std::to_string(settings_.port),
                           [weak = weak_from_this()](const boost::system::error_code& error,
                                                     const asio::ip::tcp::resolver::results_type&
@@ -216,9 +243,9 @@ void connection::arm_read() {
   if (read_armed_ || !ctx_) return;
   read_armed_ = true;
   socket_.async_wait(asio::posix::stream_descriptor::wait_read,
-                     [weak = weak_from_this()](const boost::system::error_code& ec) {
+                     [weak = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
                        auto self = weak.lock();
-                       if (!self) return;
+                       if (!self || self->generation_ != gen) return;
                        self->read_armed_ = false;
                        // Any other error (a refused connect, a reset) is for hiredis to find
                        // out by trying: it then reports it through its own callbacks.
@@ -234,9 +261,9 @@ void connection::arm_write() {
   if (write_armed_ || !ctx_) return;
   write_armed_ = true;
   socket_.async_wait(asio::posix::stream_descriptor::wait_write,
-                     [weak = weak_from_this()](const boost::system::error_code& ec) {
+                     [weak = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
                        auto self = weak.lock();
-                       if (!self) return;
+                       if (!self || self->generation_ != gen) return;
                        self->write_armed_ = false;
                        if (ec == asio::error::operation_aborted || !self->ctx_ ||
                            !self->want_write_)
@@ -256,16 +283,13 @@ void connection::arm_write() {
 }
 
 void connection::arm_timeout() {
-  // The earliest of: the connect deadline, the oldest unanswered command's deadline, and the
+  // The earliest of: the connect deadline, the earliest unanswered command's deadline (not
+  // always the oldest's: a call sent on after a redirect keeps its first deadline), and the
   // moment the oldest reply counts as stalled.
   auto next = clock::time_point::max();
   if (state_ == state::connecting) next = connect_deadline_;
-  for (const auto* p : in_flight_) {
-    if (!p->finished) {
-      next = std::min(next, p->deadline);
-      break;
-    }
-  }
+  for (const auto* p : in_flight_)
+    if (!p->finished) next = std::min(next, p->deadline);
   if (!in_flight_.empty())
     next = std::min(next, in_flight_.front()->deadline + stall_limit(settings_.command_timeout));
   if (next == clock::time_point::max()) return;
@@ -287,11 +311,15 @@ void connection::on_timeout() {
     drop("connect timeout");
     return;
   }
-  for (auto* p : in_flight_) {
-    if (p->finished) continue;
-    if (p->deadline > now) break;
-    finish(*p, error_kind::timeout, nullptr);  // its reply, if it ever comes, is ignored
+  // Collected first: finishing runs the callers' callbacks, which may issue commands here.
+  expired_.clear();
+  for (auto* p : in_flight_)
+    if (!p->finished && p->deadline <= now) expired_.push_back(p);
+  for (auto* p : expired_) {
+    if (!ctx_) break;  // dropped meanwhile: everything pending has been failed and freed
+    finish(*p, error_kind::timeout, nullptr);  // a late reply is ignored
   }
+  expired_.clear();
   if (!in_flight_.empty() &&
       in_flight_.front()->deadline + stall_limit(settings_.command_timeout) <= now) {
     drop("replies stalled");

@@ -40,6 +40,9 @@ struct connection_settings {
   unsigned database = 0;
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds command_timeout{50};
+  // A host name is resolved before the first connect, blocking (at start-up), or in the
+  // background (for a node met while serving: commands fail until it is resolved).
+  bool resolve_blocking = true;
   // Sent first on every (re)connection, after AUTH and SELECT: e.g. SCRIPT LOAD.
   std::vector<std::vector<std::string>> handshake;
 };
@@ -71,6 +74,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void execute(std::span<const std::string_view> args, std::size_t checks, reply_handler done,
                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
+  const std::string& host() const { return settings_.host; }
+  std::uint16_t port() const { return settings_.port; }
   std::uint64_t commands_sent() const { return commands_; }
   std::uint64_t writes() const { return writes_; }
 
@@ -82,6 +87,7 @@ class connection : public std::enable_shared_from_this<connection> {
   };
 
   void connect();
+  static bool is_address(const std::string& host);
   std::string resolve_now();
   void refresh_address();
   void drop(std::string_view why);  // frees the context (fails what is pending), schedules reconnect
@@ -108,6 +114,7 @@ class connection : public std::enable_shared_from_this<connection> {
   store_events* events_;
   std::string address_;  // settings_.host, or what that name resolved to last
   bool resolved_once_ = false;
+  bool resolving_ = false;
   boost::asio::ip::tcp::resolver resolver_;
   redisAsyncContext* ctx_ = nullptr;
   boost::asio::posix::stream_descriptor socket_;
@@ -125,6 +132,8 @@ class connection : public std::enable_shared_from_this<connection> {
   std::chrono::steady_clock::time_point connect_deadline_{};
   std::chrono::milliseconds backoff_{100};
   std::deque<pending*> in_flight_;  // in reply order
+  std::vector<pending*> expired_;   // on_timeout's, reused
+  unsigned generation_ = 0;         // of the context: each connect makes a new one
   std::size_t unflushed_ = 0;       // commands issued since the last write
   std::size_t unflushed_checks_ = 0;  // and the limit checks they carry
   std::vector<const char*> argv_;   // reused to hand a command to hiredis

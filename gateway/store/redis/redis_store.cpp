@@ -9,6 +9,7 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -221,6 +222,14 @@ void redis_store::flush() {
   auto queue = std::move(queue_);
   queue_.clear();
   if (mode_ == mode::cluster && !slots_known_) {
+    if (unreachable_) {
+      // No node has answered yet: fail now, as for a Redis known to be down.
+      fail(queue, error_kind::connection);
+      queue.clear();
+      if (queue_.empty()) queue_ = std::move(queue);
+      refresh_slots_soon();
+      return;
+    }
     // Nowhere to send them yet: they wait for the slot map (or its failure).
     parked_.insert(parked_.end(), queue.begin(), queue.end());
     queue.clear();
@@ -350,7 +359,8 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
       if (auto redirect = parse_redirect(message); redirect && route.redirects < max_redirects) {
         // The slot lives elsewhere now (MOVED), or this slot's keys are being moved and these
         // are already there (ASK): the same call goes there, the requests do not notice.
-        auto& target = node_at(redirect->host, redirect->port);
+        auto& target = node_at(redirect->host.empty() ? conn.host() : redirect->host,
+                               redirect->port);
         if (redirect->moved) {
           slot_owner_[redirect->slot] = index_of(target);
           refresh_slots_soon();  // one slot moving is rarely alone
@@ -377,7 +387,7 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
         if (by_key.size() > 1) {
           for (auto& g : by_key)
             send(conn, std::move(g),
-                 {route.by_source, false, route.redirects + 1, route.deadline});
+                 {route.by_source, route.asking, route.redirects + 1, route.deadline});
           return;
         }
       }
@@ -402,24 +412,25 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
 
 void redis_store::refresh_slots() {
   if (refreshing_) return;
-  // Any node that answers will do; one that owns slots first, then the seeds in turn.
+  // Any node that answers will do, each refresh the next one in turn (a node with a stale or
+  // partial view is not asked twice running): one that is up first, else a seed still trying.
   connection* conn = nullptr;
-  node* asked = nullptr;
+  std::size_t asked = 0;
   for (std::size_t i = 0; i < nodes_.size() && !conn; ++i) {
-    auto& n = *nodes_[(next_seed_ + i) % nodes_.size()];
-    if (n.ready()) {
-      conn = n.pick();
-      asked = &n;
-    }
+    asked = (next_seed_ + i) % nodes_.size();
+    if (!nodes_[asked]->idle && nodes_[asked]->ready()) conn = nodes_[asked]->pick();
   }
   for (std::size_t i = 0; i < seeds_ && !conn; ++i) {
-    auto& n = *nodes_[next_seed_++ % seeds_];
-    conn = n.pick();
-    asked = &n;
+    asked = (next_seed_ + i) % seeds_;
+    conn = nodes_[asked]->pick();
   }
+  next_seed_ = asked + 1;
   last_refresh_ = std::chrono::steady_clock::now();
   if (!conn) {
-    // Nobody to ask: what waits for a first slot map fails now; try again later.
+    // Nobody to ask: what waits for a first slot map fails now, and so will what comes before
+    // a node answers; try again later.
+    failed_refreshes_ = 0;
+    unreachable_ = true;
     fail(parked_, error_kind::connection);
     parked_.clear();
     refresh_slots_soon();
@@ -427,48 +438,34 @@ void redis_store::refresh_slots() {
   }
   refreshing_ = true;
   const std::string_view args[] = {"CLUSTER", "SLOTS"};
-  conn->execute(args, 0, [this, host = asked->host](error_kind error, const redisReply* r) {
+  conn->execute(args, 0, [this, host = nodes_[asked]->host](error_kind error,
+                                                             const redisReply* r) {
     refreshing_ = false;
     std::optional<std::vector<slot_range>> ranges;
     if (error == error_kind::none) ranges = parse_cluster_slots(r, host);
     if (!ranges || ranges->empty()) {
       if (error == error_kind::none)
         spdlog::warn("redis cluster: {} answered CLUSTER SLOTS with no slot map", host);
-      ++next_seed_;
       if (++failed_refreshes_ < nodes_.size()) {
-        refresh_slots();  // the next node, now: a dead seed must not fail the first requests
+        // The next node, from the event loop (not from inside this callback, nor on a
+        // connection whose timeout handling is running): a dead seed must not fail the first
+        // requests.
+        asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
+          if (alive.lock()) refresh_slots();
+        });
         return;
       }
       // Nobody answered: what waits for a first slot map fails; try again later.
       failed_refreshes_ = 0;
+      unreachable_ = true;
       fail(parked_, error == error_kind::none ? error_kind::reply : error);
       parked_.clear();
       refresh_slots_soon();
       return;
     }
     failed_refreshes_ = 0;
-    std::fill(slot_owner_.begin(), slot_owner_.end(), no_owner);
-    for (const auto& range : *ranges) {
-      const auto owner = index_of(node_at(range.host, range.port));
-      std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, owner);
-    }
-    // Nodes that own nothing now (removed, or replicas since a failover) are not kept connected;
-    // the seeds are, to ask them again.
-    std::vector<bool> owns(nodes_.size(), false);
-    for (const auto owner : slot_owner_)
-      if (owner != no_owner) owns[owner] = true;
-    for (std::size_t i = seeds_; i < nodes_.size(); ++i) {
-      if (owns[i] || nodes_[i]->idle) continue;
-      nodes_[i]->idle = true;
-      // Not from inside this hiredis callback: the connection asked may be one of them.
-      asio::post(io_, [n = nodes_[i].get(), alive = std::weak_ptr<char>{alive_}] {
-        if (!alive.lock() || !n->idle) return;  // wanted again meanwhile
-        for (auto& c : n->connections) c->stop();
-      });
-    }
-    if (!slots_known_) spdlog::info("redis cluster: slot map of {} ranges", ranges->size());
-    slots_known_ = true;
-    check_health();
+    unreachable_ = false;
+    apply_slot_map(*ranges);
     if (!parked_.empty()) {
       // The checks that waited go out with this turn's.
       if (queue_.empty())
@@ -479,6 +476,39 @@ void redis_store::refresh_slots() {
       parked_.clear();
     }
   });
+}
+
+void redis_store::apply_slot_map(const std::vector<slot_range>& ranges) {
+  // A slot the answer leaves out (a node that knows little yet) keeps the owner it had.
+  std::vector<bool> covered(cluster_slots, false);
+  for (const auto& range : ranges) {
+    if (range.host == "?") continue;  // a node nobody can name: keep what was known
+    const auto owner = index_of(node_at(range.host, range.port));
+    std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, owner);
+    std::fill(covered.begin() + range.first, covered.begin() + range.last + 1, true);
+  }
+  const bool complete = std::all_of(covered.begin(), covered.end(), [](bool c) { return c; });
+  if (!slots_known_) spdlog::info("redis cluster: slot map of {} ranges", ranges.size());
+  slots_known_ = true;
+  if (complete) {
+    // Nodes that own nothing now (removed, or replicas since a failover) are not kept
+    // connected; the seeds are, to ask them again. Only on a map that covers every slot, and
+    // only once what was sent to them has had its time to answer (or redirect).
+    std::vector<bool> owns(nodes_.size(), false);
+    for (const auto owner : slot_owner_)
+      if (owner != no_owner) owns[owner] = true;
+    for (std::size_t i = seeds_; i < nodes_.size(); ++i) {
+      if (owns[i] || nodes_[i]->idle) continue;
+      nodes_[i]->idle = true;
+      auto later = std::make_shared<asio::steady_timer>(io_, 2 * base_.command_timeout);
+      later->async_wait([later, n = nodes_[i].get(), alive = std::weak_ptr<char>{alive_}](
+                            const boost::system::error_code& ec) {
+        if (ec || !alive.lock() || !n->idle) return;  // wanted again meanwhile
+        for (auto& c : n->connections) c->stop();
+      });
+    }
+  }
+  check_health();
 }
 
 void redis_store::refresh_slots_soon() {

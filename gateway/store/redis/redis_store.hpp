@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "store/events.hpp"
+#include "store/redis/cluster_slots.hpp"
 #include "store/redis/connection.hpp"
 #include "store/store.hpp"
 
@@ -97,6 +98,7 @@ class redis_store final : public store {
 
   // Cluster topology.
   void refresh_slots();       // CLUSTER SLOTS to some reachable node
+  void apply_slot_map(const std::vector<slot_range>& ranges);
   void refresh_slots_soon();  // at most every refresh_interval
   void check_health();        // keeps cluster_ready_ true to fact, on a timer
   static constexpr auto refresh_interval = std::chrono::milliseconds(200);
@@ -112,6 +114,7 @@ class redis_store final : public store {
   std::vector<std::uint32_t> slot_owner_;  // cluster: index in nodes_ per slot, or no_owner
   static constexpr std::uint32_t no_owner = ~0u;
   bool slots_known_ = false;
+  bool unreachable_ = false;  // the last round of CLUSTER SLOTS found nobody to answer
   bool refreshing_ = false;
   std::size_t failed_refreshes_ = 0;  // in a row: each asks the next node at once
   std::size_t next_seed_ = 0;  // where the next CLUSTER SLOTS goes when it cannot go elsewhere
