@@ -157,6 +157,20 @@ class application {
       spdlog::error("reload failed; keeping the running configuration");
       return;
     }
+    const bool store_changed =
+        config_->storage.backend != result.config->storage.backend ||
+        !(config_->storage.redis.address == result.config->storage.redis.address) ||
+        config_->storage.redis.nodes != result.config->storage.redis.nodes;
+    if (store_changed) {
+      // The store keeps running as started: the configuration says so too (the metrics' backend
+      // label, what sessions know of it). Its per-route parts - failure_mode, local_cache,
+      // key_prefix - apply.
+      auto kept = std::make_shared<config::gateway_config>(*result.config);
+      kept->storage.backend = config_->storage.backend;
+      kept->storage.redis.address = config_->storage.redis.address;
+      kept->storage.redis.nodes = config_->storage.redis.nodes;
+      result.config = std::move(kept);
+    }
     std::shared_ptr<const proxy::snapshot> snap;
     try {
       snap = proxy::snapshot::build(result.config, metrics_);
@@ -171,9 +185,8 @@ class application {
     if (!(old_server.listen == new_server.listen) || old_server.workers != new_server.workers ||
         !(config_->admin.listen == result.config->admin.listen))
       spdlog::warn("reload: listen addresses and worker count change only on restart");
-    if (config_->storage.backend != result.config->storage.backend ||
-        !(config_->storage.redis.address == result.config->storage.redis.address))
-      spdlog::warn("reload: the storage backend and its address change only on restart");
+    if (store_changed)
+      spdlog::warn("reload: the storage backend and its addresses change only on restart");
     config_ = result.config;
     if (!opts_.log_level) apply_log_level(config_->server.log_level);
     for (auto& w : workers_) w->post_snapshot(snap);

@@ -139,10 +139,13 @@ redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t p
   auto n = std::make_unique<node>();
   n->host = host;
   n->port = port;
+  const bool on_loop = !nodes_.empty() && seeds_ > 0;  // past the constructor: on the worker
   auto settings = base_;
   settings.host = host;
   settings.port = port;
-  const bool on_loop = !nodes_.empty() && seeds_ > 0;  // past the constructor: on the worker
+  // A name met while serving (a slot map or a redirection that gives host names) must not stall
+  // the worker: it is looked up in the background. The configured ones are looked up at start.
+  settings.resolve_blocking = !on_loop;
   for (unsigned i = 0; i < connections_per_node_; ++i) {
     auto conn = std::make_shared<connection>(io_, settings, events_);
     if (on_loop) conn->start();
