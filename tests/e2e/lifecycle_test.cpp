@@ -159,6 +159,35 @@ TEST(reload, an_idle_keep_alive_connection_outlives_the_snapshot_it_waited_under
   EXPECT_TRUE(gateway.running());
 }
 
+TEST(reload, a_new_store_waits_for_a_restart_and_the_running_one_goes_on) {
+  test_upstream upstream;
+  e2e_ports ports;
+  const std::string limited_route =
+      "routes:\n  - name: all\n    match: { path_prefix: / }\n    upstream: backend\n"
+      "    limits:\n      - name: per_ip\n        key: [client_ip]\n        requests: 3\n"
+      "        window: 1h\n";
+  gateway_process gateway{gateway_binary(),
+                          e2e_config(ports, {upstream.port()}, "", "", limited_route)};
+  gateway.wait_ready(ports.admin);
+  EXPECT_EQ(request(ports.listen, "GET", "/").status, 200);
+
+  // The file now names a Redis (nobody listens there): the memory store keeps counting.
+  gateway.write_config("storage:\n  backend: redis\n  failure_mode: closed\n  redis:\n"
+                       "    address: 127.0.0.1:1\n" +
+                       e2e_config(ports, {upstream.port()}, "", "", limited_route));
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(gateway.wait_for_stderr("change only on restart", 5s)) << gateway.stderr_text();
+  ASSERT_TRUE(gateway.wait_for_stderr("configuration reloaded", 5s)) << gateway.stderr_text();
+  EXPECT_EQ(request(ports.listen, "GET", "/").status, 200);
+  EXPECT_EQ(request(ports.listen, "GET", "/").status, 200);
+  EXPECT_EQ(request(ports.listen, "GET", "/").status, 429);  // the 4th of 3, counted in memory
+  const auto metrics = request(ports.admin, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("gateway_store_duration_seconds_count{backend=\"memory\"}"),
+            std::string::npos);
+  EXPECT_EQ(metrics.find("backend=\"redis\""), std::string::npos);
+  EXPECT_EQ(request(ports.admin, "GET", "/readyz").status, 200);
+}
+
 TEST(drain, sigterm_finishes_the_request_in_flight_then_exits_zero) {
   test_upstream upstream;
   e2e_ports ports;
