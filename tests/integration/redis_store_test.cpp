@@ -324,6 +324,23 @@ TEST_F(redis_store_test, noscript_after_script_flush_is_recovered_within_the_cal
   EXPECT_EQ(gw::test::command_calls(*server_, "eval"), evals_after);
 }
 
+TEST_F(redis_store_test, state_of_the_wrong_type_is_a_reply_error_for_its_call_only) {
+  // Someone else wrote the key (a hash where gcra keeps a string): Redis answers the script with
+  // WRONGTYPE. The checks of that call fail as a reply error; the store goes on.
+  redis_client client{*server_, 1s};
+  const limit_check spoiled{"rl:{spoiled:1}", make(algorithm::gcra, 5, 60 * s)};
+  server_->command({"HSET", spoiled.key + ":gcra", "field", "value"});
+  const auto bad = client.check({spoiled}, t0);
+  ASSERT_TRUE(bad.result) << "hung";
+  EXPECT_EQ(bad.result->error, error_kind::reply);
+
+  const auto fine = client.check({{"rl:{spoiled:2}", make(algorithm::fixed_window, 5, 60 * s)}},
+                                 t0);
+  ASSERT_TRUE(fine.result) << "hung";
+  EXPECT_TRUE(fine.result->ok());
+  EXPECT_TRUE(client.store.available());
+}
+
 TEST_F(redis_store_test, checks_issued_in_one_turn_leave_as_one_command_in_one_write) {
   redis_client client{*server_, 1s};
   const limit_check shared_key{"rl:{pipeline:1}", make(algorithm::gcra, 32, 3600 * s)};

@@ -399,10 +399,22 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
   if (mode_ == mode::cluster && error == error_kind::connection) refresh_slots_soon();
   std::string_view reply;
   if (error == error_kind::none) {
-    if (r->type == REDIS_REPLY_STRING && r->len == reply_bytes_per_check * calls.size())
+    if (r->type == REDIS_REPLY_STRING && r->len == reply_bytes_per_check * calls.size()) {
       reply = {r->str, r->len};
-    else
+    } else {
       error = error_kind::reply;
+      // Counted in gateway_store_errors_total{kind="reply"}; what Redis said is worth a log
+      // line too (a script error, OOM, READONLY...), at most one every 10 s per worker.
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_reply_log_) {
+        next_reply_log_ = now + std::chrono::seconds(10);
+        spdlog::warn("redis {}:{}: a limit check call failed ({} checks): {}", conn.host(),
+                     conn.port(),
+                     calls.size(),
+                     r->type == REDIS_REPLY_ERROR ? std::string_view{r->str, r->len}
+                                                  : std::string_view{"not the expected reply"});
+      }
+    }
   }
   for (std::size_t i = 0; i < calls.size(); ++i) {
     auto& q = calls[i];

@@ -136,6 +136,7 @@ class redis_store final : public store {
   std::vector<const limit::policy*> policies_;  // of the call being built
   std::vector<std::size_t> policy_of_;
   std::string slot_key_;  // a state key, to find its slot
+  std::chrono::steady_clock::time_point next_reply_log_{};  // error replies are logged sparingly
 };
 
 }  // namespace gw::store::redis
