@@ -157,10 +157,22 @@ class application {
       spdlog::error("reload failed; keeping the running configuration");
       return;
     }
+    const auto& running = config_->storage;
+    const auto& next = result.config->storage;
+    const bool on_redis = running.backend != config::store_backend::memory;
     const bool store_changed =
-        config_->storage.backend != result.config->storage.backend ||
-        !(config_->storage.redis.address == result.config->storage.redis.address) ||
-        config_->storage.redis.nodes != result.config->storage.redis.nodes;
+        running.backend != next.backend ||
+        (on_redis && (!(running.redis.address == next.redis.address) ||
+                      running.redis.nodes != next.redis.nodes));
+    // Everything else the store was built with also waits for a restart; said, not applied.
+    const bool store_settings_changed =
+        on_redis ? (running.redis.username != next.redis.username ||
+                    running.redis.password_env != next.redis.password_env ||
+                    running.redis.database != next.redis.database ||
+                    running.redis.connect_timeout != next.redis.connect_timeout ||
+                    running.redis.command_timeout != next.redis.command_timeout ||
+                    running.redis.connections_per_worker != next.redis.connections_per_worker)
+                 : running.memory_max_keys != next.memory_max_keys;
     if (store_changed) {
       // The store keeps running as started: the configuration says so too (the metrics' backend
       // label, what sessions know of it). Its per-route parts - failure_mode, local_cache,
@@ -187,6 +199,8 @@ class application {
       spdlog::warn("reload: listen addresses and worker count change only on restart");
     if (store_changed)
       spdlog::warn("reload: the storage backend and its addresses change only on restart");
+    else if (store_settings_changed)
+      spdlog::warn("reload: the store's connection settings and size change only on restart");
     config_ = result.config;
     if (!opts_.log_level) apply_log_level(config_->server.log_level);
     for (auto& w : workers_) w->post_snapshot(snap);

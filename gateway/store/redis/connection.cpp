@@ -17,6 +17,14 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
+// The address to connect to among a name's: IPv4 first, as hiredis itself tries (a Redis bound
+// to 127.0.0.1 refuses ::1, which "localhost" often gives first).
+std::string preferred_address(const asio::ip::tcp::resolver::results_type& results) {
+  for (const auto& entry : results)
+    if (entry.endpoint().address().is_v4()) return entry.endpoint().address().to_string();
+  return preferred_address(results);
+}
+
 // Replies that have not come for this long mean the connection is dead, not slow.
 std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout) {
   return std::max<std::chrono::milliseconds>(std::chrono::seconds(2), command_timeout * 20);
@@ -38,6 +46,10 @@ void connection::start() {
 void connection::stop() {
   stopped_ = true;
   reconnect_pending_ = false;
+  // A lookup cancelled here may still have its handler queued: it must not touch what a
+  // start() right after sets up.
+  ++resolve_gen_;
+  resolving_ = refreshing_address_ = false;
   resolver_.cancel();
   reconnect_.cancel();
   timer_.cancel();
@@ -58,15 +70,16 @@ void connection::connect() {
     resolving_ = true;
     resolver_.async_resolve(
         settings_.host, std::to_string(settings_.port),
-        [weak = weak_from_this()](const boost::system::error_code& ec,
-                                  const asio::ip::tcp::resolver::results_type& results) {
+        [weak = weak_from_this(), gen = resolve_gen_](
+            const boost::system::error_code& ec,
+            const asio::ip::tcp::resolver::results_type& results) {
           auto self = weak.lock();
-          if (!self) return;
+          if (!self || self->resolve_gen_ != gen) return;
           self->resolving_ = false;
           if (ec == asio::error::operation_aborted || self->stopped_) return;
           self->resolved_once_ = true;
           if (!ec && !results.empty())
-            self->address_ = results.begin()->endpoint().address().to_string();
+            self->address_ = preferred_address(results);
           self->connect();  // without an address: the "cannot resolve" path, and retries
         });
     return;
@@ -156,18 +169,22 @@ std::string connection::resolve_now() {
   asio::ip::tcp::resolver resolver{io_};
   const auto results = resolver.resolve(settings_.host, std::to_string(settings_.port), ec);
   if (ec || results.empty()) return {};
-  return results.begin()->endpoint().address().to_string();
+  return preferred_address(results);
 }
 
 void connection::refresh_address() {
-  if (is_address(settings_.host)) return;
+  // One lookup at a time: during a DNS outage each may take seconds, reconnects come faster.
+  if (is_address(settings_.host) || refreshing_address_) return;
+  refreshing_address_ = true;
   resolver_.async_resolve(settings_.host, std::to_string(settings_.port),
-                          [weak = weak_from_this()](const boost::system::error_code& error,
-                                                    const asio::ip::tcp::resolver::results_type&
-                                                        results) {
+                          [weak = weak_from_this(), gen = resolve_gen_](
+                              const boost::system::error_code& error,
+                              const asio::ip::tcp::resolver::results_type& results) {
                             auto self = weak.lock();
-                            if (!self || error || results.empty()) return;
-                            self->address_ = results.begin()->endpoint().address().to_string();
+                            if (!self || self->resolve_gen_ != gen) return;
+                            self->refreshing_address_ = false;
+                            if (error || results.empty()) return;
+                            self->address_ = preferred_address(results);
                           });
 }
 
@@ -230,7 +247,8 @@ void connection::send(std::span<const std::string_view> args, std::size_t checks
   ++unflushed_;
   unflushed_checks_ += checks;
   ++commands_;
-  arm_timeout();
+  // Only the new deadline can be earlier than the timer's; on_timeout looks at them all.
+  if (!timer_armed_ || p->deadline < timer_.expiry()) arm_timeout();
 }
 
 void connection::finish(pending& p, error_kind error, const redisReply* reply) {

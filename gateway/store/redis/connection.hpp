@@ -59,6 +59,8 @@ class connection : public std::enable_shared_from_this<connection> {
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
+  // Never from inside one of this connection's own hiredis callbacks (hiredis would delay the
+  // free, and a later start() or cleanup would see the wrong context): post it.
   void start();
   void stop();
 
@@ -114,7 +116,9 @@ class connection : public std::enable_shared_from_this<connection> {
   store_events* events_;
   std::string address_;  // settings_.host, or what that name resolved to last
   bool resolved_once_ = false;
-  bool resolving_ = false;
+  bool resolving_ = false;           // the first lookup of a name met while serving
+  bool refreshing_address_ = false;  // a background lookup for the next reconnect
+  unsigned resolve_gen_ = 0;         // lookups from before the last stop() are ignored
   boost::asio::ip::tcp::resolver resolver_;
   redisAsyncContext* ctx_ = nullptr;
   boost::asio::posix::stream_descriptor socket_;

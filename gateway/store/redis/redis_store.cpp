@@ -331,6 +331,11 @@ void redis_store::send(connection& conn, group calls, call_route route) {
     start = end;
   }
 
+  if (route.deadline && *route.deadline <= std::chrono::steady_clock::now()) {
+    // Out of time before it leaves (after redirections): and an ASKING must never go alone.
+    fail(calls, error_kind::timeout);
+    return;
+  }
   if (route.asking) {
     // Valid for the next command on this connection only: it goes out right before the call,
     // in the same write. What it answers changes nothing (the call's own reply says it all).
@@ -359,7 +364,11 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
       return;
     }
     if (mode_ == mode::cluster) {
-      if (auto redirect = parse_redirect(message); redirect && route.redirects < max_redirects) {
+      if (auto redirect = parse_redirect(message);
+          redirect && redirect->host == "?") {
+        // A node nobody can name: nowhere to go, and no owner to learn. The slot map may know.
+        error = error_kind::connection;
+      } else if (redirect && route.redirects < max_redirects) {
         // The slot lives elsewhere now (MOVED), or this slot's keys are being moved and these
         // are already there (ASK): the same call goes there, the requests do not notice.
         auto& target = node_at(redirect->host.empty() ? conn.host() : redirect->host,
@@ -515,10 +524,12 @@ void redis_store::apply_slot_map(const std::vector<slot_range>& ranges) {
     for (std::size_t i = seeds_; i < nodes_.size(); ++i) {
       if (owns[i] || nodes_[i]->idle) continue;
       nodes_[i]->idle = true;
+      const auto epoch = ++nodes_[i]->idle_epoch;
       auto later = std::make_shared<asio::steady_timer>(io_, 2 * base_.command_timeout);
-      later->async_wait([later, n = nodes_[i].get(), alive = std::weak_ptr<char>{alive_}](
+      later->async_wait([later, n = nodes_[i].get(), epoch, alive = std::weak_ptr<char>{alive_}](
                             const boost::system::error_code& ec) {
-        if (ec || !alive.lock() || !n->idle) return;  // wanted again meanwhile
+        // Wanted again meanwhile (and maybe idle again since: that idling has its own wait).
+        if (ec || !alive.lock() || !n->idle || n->idle_epoch != epoch) return;
         for (auto& c : n->connections) c->stop();
       });
     }

@@ -72,6 +72,7 @@ class redis_store final : public store {
     std::vector<std::shared_ptr<connection>> connections;
     std::size_t next = 0;
     bool idle = false;  // owns no slot: connections stopped until it does again
+    unsigned idle_epoch = 0;  // which idling a delayed stop belongs to
 
     connection* pick();  // one that accepts commands, round robin; null when none does
     bool accepting() const;  // as pick() != null, without moving the round robin
