@@ -287,4 +287,29 @@ TEST_F(redis_cluster_test, a_call_whose_keys_are_split_by_a_migration_is_split_t
   cluster_->finish_move(slot, from);
 }
 
+// Nodes that name themselves by host name (cluster-preferred-endpoint-type hostname): the slot
+// map and the redirections give "localhost", which the store resolves (the first map's names at
+// once, later ones in the background) and routes by as before.
+TEST(redis_cluster_hostnames, a_slot_map_of_host_names_is_resolved_and_routed) {
+  redis_cluster cluster{{.hostname = "localhost"}};
+  ASSERT_NE(cluster.node(1).command({"CLUSTER", "SLOTS"}).find("localhost"), std::string::npos);
+  cluster_client client{{{"127.0.0.1", cluster.node(1).port()}}};
+  std::vector<std::vector<limit_check>> requests;
+  for (int round = 0; round < 4; ++round)
+    for (int id = 0; id < 30; ++id)
+      requests.push_back({{"rl:{named:per_ip:10.0.1." + std::to_string(id) + "}",
+                           make(algorithm::fixed_window, 3, 3600 * s)}});
+  const auto admitted = client.run_turn(requests);
+  ASSERT_EQ(admitted.size(), 30u);
+  for (const auto& [key, n] : admitted) EXPECT_EQ(n, 3) << key;
+  std::vector<int> keys_per_node(cluster.size(), 0);
+  for (const auto& [key, n] : admitted)
+    ++keys_per_node[cluster.owner(
+        cluster.slot_of(gw::store::redis::state_key(key, algorithm::fixed_window)))];
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    EXPECT_GT(keys_per_node[i], 0) << "node " << i;
+    EXPECT_GT(gw::test::command_calls(cluster.node(i), "evalsha"), 0) << "node " << i;
+  }
+}
+
 }  // namespace

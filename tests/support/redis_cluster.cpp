@@ -34,6 +34,11 @@ redis_cluster::redis_cluster(cluster_options options) : slot_owner_(all_slots, 0
                          // An emptied master stays a master (tests give it slots back).
                          "--cluster-allow-replica-migration", "no",
                          "--cluster-port",            std::to_string(bus)};
+      if (!options.hostname.empty()) {
+        node.extra_args.insert(node.extra_args.end(),
+                               {"--cluster-announce-hostname", options.hostname,
+                                "--cluster-preferred-endpoint-type", "hostname"});
+      }
       try {
         nodes_.push_back(std::make_unique<redis_server>(node));
         bus_ports_.push_back(bus);

@@ -18,6 +18,7 @@ namespace gw::test {
 struct cluster_options {
   int node_timeout_ms = 2000;  // cluster-node-timeout: how soon a silent master counts as failed
   bool require_full_coverage = true;  // no: the other masters keep serving while one is gone
+  std::string hostname;  // given: the nodes announce it, and name themselves by it to clients
 };
 
 class redis_cluster {

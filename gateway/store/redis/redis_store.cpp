@@ -126,7 +126,8 @@ std::string_view redis_store::backend() const {
   return mode_ == mode::cluster ? "redis_cluster" : "redis";
 }
 
-redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t port) {
+redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t port,
+                                        bool look_up_now) {
   for (auto& n : nodes_) {
     if (n->port != port || n->host != host) continue;
     if (n->idle) {
@@ -144,8 +145,9 @@ redis_store::node& redis_store::node_at(const std::string& host, std::uint16_t p
   settings.host = host;
   settings.port = port;
   // A name met while serving (a slot map or a redirection that gives host names) must not stall
-  // the worker: it is looked up in the background. The configured ones are looked up at start.
-  settings.resolve_blocking = !on_loop;
+  // the worker: it is looked up in the background. The configured ones are looked up at start,
+  // and so are those of the first slot map (the requests waiting for it would fail otherwise).
+  settings.resolve_blocking = !on_loop || look_up_now;
   for (unsigned i = 0; i < connections_per_node_; ++i) {
     auto conn = std::make_shared<connection>(io_, settings, events_);
     if (on_loop) conn->start();
@@ -507,7 +509,7 @@ void redis_store::apply_slot_map(const std::vector<slot_range>& ranges) {
   std::vector<bool> covered(cluster_slots, false);
   for (const auto& range : ranges) {
     if (range.host == "?") continue;  // a node nobody can name: keep what was known
-    const auto owner = index_of(node_at(range.host, range.port));
+    const auto owner = index_of(node_at(range.host, range.port, !slots_known_));
     std::fill(slot_owner_.begin() + range.first, slot_owner_.begin() + range.last + 1, owner);
     std::fill(covered.begin() + range.first, covered.begin() + range.last + 1, true);
   }

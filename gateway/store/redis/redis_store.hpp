@@ -87,7 +87,8 @@ class redis_store final : public store {
     std::optional<std::chrono::steady_clock::time_point> deadline;
   };
 
-  node& node_at(const std::string& host, std::uint16_t port);  // known, or connected now
+  // Known, or connected now; `look_up_now`: a host name is resolved before returning.
+  node& node_at(const std::string& host, std::uint16_t port, bool look_up_now = false);
   std::uint32_t index_of(const node& n) const;
   void done(waiter& w, error_kind error);  // one of w's checks is answered
   void resume_ready();
