@@ -11,6 +11,15 @@ std::string endpoint::to_string() const {
   return host + ":" + std::to_string(port);
 }
 
+std::string_view to_string(store_backend backend) {
+  switch (backend) {
+    case store_backend::memory: return "memory";
+    case store_backend::redis: return "redis";
+    case store_backend::redis_cluster: return "redis_cluster";
+  }
+  return "memory";
+}
+
 const upstream* gateway_config::find_upstream(std::string_view name) const {
   auto it = std::find_if(upstreams.begin(), upstreams.end(),
                          [&](const upstream& u) { return u.name == name; });

@@ -75,6 +75,7 @@ struct consumer {
 
 enum class failure_mode { open, closed };
 enum class store_backend { memory, redis, redis_cluster };
+std::string_view to_string(store_backend backend);  // as in the YAML: "memory", "redis", ...
 
 struct redis_settings {
   endpoint address{"127.0.0.1", 6379};

@@ -3,6 +3,7 @@
 // store metrics say redis_cluster; a master that stops fails only the checks of its slots, each
 // within command_timeout and as its route's failure mode says, and once it is back the limits are
 // enforced again without a restart.
+#include "admin_probes.hpp"
 #include "e2e_config.hpp"
 #include "support/http_client.hpp"
 #include "support/redis_cluster.hpp"
@@ -58,30 +59,6 @@ int status_for(std::uint16_t port, const std::string& user) {
   }
 }
 
-bool eventually(const std::function<bool()>& condition, steady::duration timeout) {
-  const auto deadline = steady::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (steady::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-}
-
-double metric(std::uint16_t admin_port, const std::string& line_start) {
-  const auto text = request(admin_port, "GET", "/metrics", {}, {}, 2s).body;
-  double total = 0;
-  std::size_t at = 0;
-  while ((at = text.find(line_start, at)) != std::string::npos) {
-    if (at == 0 || text[at - 1] == '\n') {
-      const auto end = text.find('\n', at);
-      const auto line = text.substr(at, end - at);
-      total += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    at += line_start.size();
-  }
-  return total;
-}
-
 TEST(redis_cluster, two_gateways_share_exact_limits_spread_over_every_master) {
   redis_cluster cluster;
   test_upstream upstream;
@@ -94,8 +71,7 @@ TEST(redis_cluster, two_gateways_share_exact_limits_spread_over_every_master) {
                                    exact_timeout)};
   a.wait_ready(ports_a.admin);
   b.wait_ready(ports_b.admin);
-  EXPECT_TRUE(eventually([&] { return request(ports_a.admin, "GET", "/readyz").status == 200; },
-                         5s));
+  EXPECT_TRUE(eventually([&] { return readyz(ports_a.admin) == 200; }, 5s));
 
   // 24 users, 25 requests each from 8 threads over both gateways: 10 per user get through.
   constexpr int users = 24, per_user = 25;
@@ -121,13 +97,16 @@ TEST(redis_cluster, two_gateways_share_exact_limits_spread_over_every_master) {
   // The users' state is on all three masters.
   for (std::size_t i = 0; i < cluster.size(); ++i)
     EXPECT_NE(cluster.node(i).command({"DBSIZE"}), "0") << "node " << i;
-  EXPECT_GT(metric(ports_a.admin, "gateway_store_duration_seconds_count{backend=\"redis_cluster\"}"),
+  EXPECT_GT(metric(ports_a.admin, "gateway_store_duration_seconds_count",
+                   {"backend=\"redis_cluster\""}),
             0);
 }
 
 TEST(redis_cluster, a_stopped_master_fails_its_slots_fast_and_counts_again_once_back) {
   // The other masters go on serving while one is gone, however long the test takes to look.
-  redis_cluster cluster{{.node_timeout_ms = 2000, .require_full_coverage = false}};
+  cluster_options options;
+  options.require_full_coverage = false;
+  redis_cluster cluster{options};
   test_upstream upstream;
   e2e_ports ports;
   gateway_process gateway{gateway_binary(),
@@ -154,13 +133,11 @@ TEST(redis_cluster, a_stopped_master_fails_its_slots_fast_and_counts_again_once_
   EXPECT_EQ(status_for(ports.listen, lost), 503);
   EXPECT_LT(steady::now() - start, command_timeout + 400ms);
   EXPECT_EQ(status_for(ports.listen, kept), 200);
-  EXPECT_TRUE(eventually([&] { return request(ports.admin, "GET", "/readyz").status == 503; },
-                         3s));
+  EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 503; }, 3s));
 
   cluster.node(0).start();  // rejoins with its slots (its nodes.conf), data gone
   EXPECT_TRUE(eventually([&] { return status_for(ports.listen, lost) == 200; }, 10s));
-  EXPECT_TRUE(eventually([&] { return request(ports.admin, "GET", "/readyz").status == 200; },
-                         5s));
+  EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 200; }, 5s));
   EXPECT_EQ(status_for(ports.listen, kept), 200);
   EXPECT_TRUE(gateway.running());
 }

@@ -2,6 +2,7 @@
 // for every algorithm; a Redis that stops, restarts or stalls costs at most command_timeout per
 // request and the route's failure mode decides; a password from the environment; the checks of
 // concurrent requests pipelined; and the local over-limit cache sparing Redis.
+#include "admin_probes.hpp"
 #include "e2e_config.hpp"
 #include "support/http_client.hpp"
 #include "support/redis_info.hpp"
@@ -76,42 +77,6 @@ std::string limit_of(std::uint64_t requests, const std::string& window,
 
 int count_of(const std::vector<int>& statuses, int status) {
   return static_cast<int>(std::count(statuses.begin(), statuses.end(), status));
-}
-
-// Polls `condition` every 10 ms until it holds; false after `timeout`.
-bool eventually(const std::function<bool()>& condition, steady::duration timeout) {
-  const auto deadline = steady::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (steady::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
-int readyz(std::uint16_t admin_port) {
-  return request(admin_port, "GET", "/readyz", {}, {}, 2s).status;
-}
-
-// The sum of the samples of `name` (exactly: not its _sum or _bucket) on /metrics whose labels
-// include every one of `labels` (each as written: key="value").
-double metric(std::uint16_t admin_port, const std::string& name,
-              const std::vector<std::string>& labels = {}) {
-  const auto text = request(admin_port, "GET", "/metrics", {}, {}, 2s).body;
-  double total = 0;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    auto end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(at, end - at);
-    at = end + 1;
-    if (!line.starts_with(name) || line.size() <= name.size()) continue;
-    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
-    if (!std::all_of(labels.begin(), labels.end(),
-                     [&](const auto& l) { return line.find(l) != std::string::npos; }))
-      continue;
-    total += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return total;
 }
 
 // ---- limits shared by two gateways ----

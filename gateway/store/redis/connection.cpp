@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace gw::store::redis {
 
@@ -49,7 +50,7 @@ void connection::stop() {
   // A lookup cancelled here may still have its handler queued: it must not touch what a
   // start() right after sets up.
   ++resolve_gen_;
-  resolving_ = refreshing_address_ = false;
+  looking_up_ = connect_after_lookup_ = false;
   resolver_.cancel();
   reconnect_.cancel();
   timer_.cancel();
@@ -63,32 +64,18 @@ bool connection::accepting() const {
 }
 
 void connection::connect() {
-  if (stopped_ || ctx_ || resolving_) return;
+  if (stopped_ || ctx_ || connect_after_lookup_) return;
   if (!resolved_once_ && !settings_.resolve_blocking && !is_address(settings_.host)) {
     // A name met while serving (a cluster node): looked up in the background, and commands
     // fail at once meanwhile rather than stall the worker.
-    resolving_ = true;
-    resolver_.async_resolve(
-        settings_.host, std::to_string(settings_.port),
-        [weak = weak_from_this(), gen = resolve_gen_](
-            const boost::system::error_code& ec,
-            const asio::ip::tcp::resolver::results_type& results) {
-          auto self = weak.lock();
-          if (!self || self->resolve_gen_ != gen) return;
-          self->resolving_ = false;
-          if (ec == asio::error::operation_aborted || self->stopped_) return;
-          self->resolved_once_ = true;
-          if (!ec && !results.empty())
-            self->address_ = preferred_address(results);
-          self->connect();  // without an address: the "cannot resolve" path, and retries
-        });
+    look_up(true);
     return;
   }
   if (!resolved_once_) {
     resolved_once_ = true;
     address_ = resolve_now();
-  } else {
-    refresh_address();  // for the next reconnect; this one uses the last known address
+  } else if (!is_address(settings_.host)) {
+    look_up(false);  // for the next reconnect; this one uses the last known address
   }
   if (address_.empty()) {
     spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
@@ -164,28 +151,32 @@ std::string connection::resolve_now() {
   if (is_address(settings_.host)) return settings_.host;
   boost::system::error_code ec;
   // A name, resolved once here, blocking (hiredis would do the same in getaddrinfo on every
-  // connect); later reconnects use this address while refresh_address() looks the name up again
-  // in the background.
+  // connect); later reconnects use this address while look_up() looks the name up again in the
+  // background.
   asio::ip::tcp::resolver resolver{io_};
   const auto results = resolver.resolve(settings_.host, std::to_string(settings_.port), ec);
   if (ec || results.empty()) return {};
   return preferred_address(results);
 }
 
-void connection::refresh_address() {
+void connection::look_up(bool then_connect) {
+  connect_after_lookup_ = connect_after_lookup_ || then_connect;
   // One lookup at a time: during a DNS outage each may take seconds, reconnects come faster.
-  if (is_address(settings_.host) || refreshing_address_) return;
-  refreshing_address_ = true;
-  resolver_.async_resolve(settings_.host, std::to_string(settings_.port),
-                          [weak = weak_from_this(), gen = resolve_gen_](
-                              const boost::system::error_code& error,
-                              const asio::ip::tcp::resolver::results_type& results) {
-                            auto self = weak.lock();
-                            if (!self || self->resolve_gen_ != gen) return;
-                            self->refreshing_address_ = false;
-                            if (error || results.empty()) return;
-                            self->address_ = preferred_address(results);
-                          });
+  if (looking_up_) return;
+  looking_up_ = true;
+  resolver_.async_resolve(
+      settings_.host, std::to_string(settings_.port),
+      [weak = weak_from_this(), gen = resolve_gen_](
+          const boost::system::error_code& ec,
+          const asio::ip::tcp::resolver::results_type& results) {
+        auto self = weak.lock();
+        if (!self || self->resolve_gen_ != gen) return;
+        self->looking_up_ = false;
+        if (!ec && !results.empty()) self->address_ = preferred_address(results);
+        if (!std::exchange(self->connect_after_lookup_, false) || self->stopped_) return;
+        self->resolved_once_ = true;
+        self->connect();  // without an address: the "cannot resolve" path, and retries
+      });
 }
 
 void connection::drop(std::string_view why) {

@@ -91,7 +91,9 @@ class connection : public std::enable_shared_from_this<connection> {
   void connect();
   static bool is_address(const std::string& host);
   std::string resolve_now();
-  void refresh_address();
+  // In the background; `then_connect`: the first connect waits for it, else it only updates the
+  // address the next reconnect uses.
+  void look_up(bool then_connect);
   void drop(std::string_view why);  // frees the context (fails what is pending), schedules reconnect
   void schedule_reconnect();
   void arm_read();
@@ -116,8 +118,8 @@ class connection : public std::enable_shared_from_this<connection> {
   store_events* events_;
   std::string address_;  // settings_.host, or what that name resolved to last
   bool resolved_once_ = false;
-  bool resolving_ = false;           // the first lookup of a name met while serving
-  bool refreshing_address_ = false;  // a background lookup for the next reconnect
+  bool looking_up_ = false;            // a background lookup is on its way
+  bool connect_after_lookup_ = false;  // and connecting waits for it (a name met while serving)
   unsigned resolve_gen_ = 0;         // lookups from before the last stop() are ignored
   boost::asio::ip::tcp::resolver resolver_;
   redisAsyncContext* ctx_ = nullptr;
