@@ -1,9 +1,9 @@
 // The algorithms (see algorithms.hpp). gateway/store/redis/scripts mirror these line for line.
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <algorithm>
 
-namespace gw::limit {
+namespace gw::algorithms {
 
 namespace {
 
@@ -158,4 +158,4 @@ decision check(gcra_state& s, micros now, const policy& p) {
   return d;
 }
 
-}  // namespace gw::limit
+}  // namespace gw::algorithms

@@ -9,7 +9,7 @@
 #include <deque>
 #include <string_view>
 
-namespace gw::limit {
+namespace gw::algorithms {
 
 using micros = std::int64_t;
 
@@ -75,4 +75,4 @@ decision check(gcra_state& s, micros now, const policy& p);
 // Whole seconds for headers: rounded up. Retry-After is additionally at least 1.
 std::int64_t ceil_seconds(micros t);
 
-}  // namespace gw::limit
+}  // namespace gw::algorithms

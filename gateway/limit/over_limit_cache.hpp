@@ -3,7 +3,7 @@
 // One per worker, bounded, no locks.
 #pragma once
 
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -12,6 +12,10 @@
 #include <unordered_map>
 
 namespace gw::limit {
+
+using algorithms::decision;
+using algorithms::micros;
+using algorithms::policy;
 
 class over_limit_cache {
  public:

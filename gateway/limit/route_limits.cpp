@@ -37,7 +37,7 @@ std::string secret_digest(std::string_view value) {
 }
 
 route_limits::route_limits(const config::route& route, std::string key_prefix)
-    : route_name_(route.name) {
+    : route_name_(route.name), shadow_(route.shadow) {
   for (const auto& l : route.limits) {
     compiled_limit c{&l, make_policy(l, std::nullopt, std::nullopt, std::nullopt), {},
                      key_prefix + "{" + route.name + ":" + l.name + ":"};
@@ -117,7 +117,7 @@ void route_limits::plan(const request_facts& request, std::vector<store::limit_c
       }
     }
     checks[used++].policy = *effective;
-    applied.push_back({c.limit, *effective});
+    applied.push_back({c.limit, *effective, static_cast<std::size_t>(&c - limits_.data()), shadow_});
   }
   checks.resize(used);
 }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 #include "store/store.hpp"
 
 #include <optional>
@@ -13,6 +13,10 @@
 #include <vector>
 
 namespace gw::limit {
+
+using algorithms::decision;
+using algorithms::micros;
+using algorithms::policy;
 
 // What limits may key on. Header and query lookups go through the proxy's request.
 class request_facts {
@@ -31,6 +35,8 @@ class request_facts {
 struct applied_limit {
   const config::limit* limit;
   policy effective;
+  std::size_t index = 0;  // which of the front end's limits (route limit, RLS descriptor)
+  bool shadow = false;    // a rejection is reported and counted, not enforced
 };
 
 class route_limits {
@@ -58,6 +64,7 @@ class route_limits {
   };
 
   std::string_view route_name_;  // points into the config, which outlives the snapshot's parts
+  bool shadow_;
   std::vector<compiled_limit> limits_;
 };
 

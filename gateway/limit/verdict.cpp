@@ -6,6 +6,9 @@
 
 namespace gw::limit {
 
+using algorithms::algorithm;
+using algorithms::ceil_seconds;
+
 namespace {
 
 // Seconds until the client may expect more room: rejected limits count until the request fits,
@@ -32,13 +35,18 @@ quota quota_of(const policy& p) {
 }  // namespace
 
 verdict judge(std::span<const applied_limit> applied, std::span<const decision> decisions) {
+  // Shadow limits decide only when no enforced limit rejects.
+  bool enforced = false;
+  for (std::size_t i = 0; i < decisions.size(); ++i)
+    if (!decisions[i].admitted && !applied[i].shadow) enforced = true;
   verdict v;
+  bool rejected_any = false;
   for (std::size_t i = 0; i < decisions.size(); ++i) {
     const auto& d = decisions[i];
-    if (!d.admitted) {
-      if (!v.limited || d.retry_after > decisions[v.deciding].retry_after) v.deciding = i;
-      v.limited = true;
-    } else if (!v.limited) {
+    if (!d.admitted && (!enforced || !applied[i].shadow)) {
+      if (!rejected_any || d.retry_after > decisions[v.deciding].retry_after) v.deciding = i;
+      rejected_any = true;
+    } else if (!rejected_any) {
       const auto& best = decisions[v.deciding];
       // Fewest units left relative to the quota; ties go to the longer reset.
       const auto lhs = static_cast<double>(d.remaining) /
@@ -48,7 +56,9 @@ verdict judge(std::span<const applied_limit> applied, std::span<const decision> 
       if (lhs < rhs || (lhs == rhs && d.reset > best.reset)) v.deciding = i;
     }
   }
-  if (v.limited)
+  v.limited = rejected_any && enforced;
+  v.shadow_limited = rejected_any && !enforced;
+  if (rejected_any)
     v.retry_after_seconds = std::max<std::int64_t>(1, ceil_seconds(decisions[v.deciding].retry_after));
   return v;
 }

@@ -12,7 +12,8 @@
 namespace gw::limit {
 
 struct verdict {
-  bool limited = false;   // at least one limit rejected the request
+  bool limited = false;         // at least one enforced limit rejected the request
+  bool shadow_limited = false;  // only shadow limits rejected it: admitted, reported as limited
   std::size_t deciding = 0;  // rejected: the rejecting limit that frees up last; admitted: the
                              // limit closest to exhaustion (fewest units left)
   std::int64_t retry_after_seconds = 0;  // rejected: whole seconds, rounded up, at least 1

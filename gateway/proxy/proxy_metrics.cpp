@@ -37,10 +37,4 @@ upstream_series::upstream_series(metrics::registry& registry, const std::string&
       errors{registry.upstream_errors(name, "connect"), registry.upstream_errors(name, "timeout"),
              registry.upstream_errors(name, "reset"), registry.upstream_errors(name, "protocol")} {}
 
-store_series::store_series(metrics::registry& registry, std::string_view backend)
-    : duration(registry.store_duration(backend)),
-      errors{nullptr, registry.store_errors(backend, "timeout"),
-             registry.store_errors(backend, "connection"), registry.store_errors(backend, "reply")},
-      local_cache_hits(registry.local_cache_hits()) {}
-
 }  // namespace gw::proxy

@@ -34,12 +34,4 @@ struct upstream_series {
   std::array<metrics::counter*, 4> errors;  // by upstream_error
 };
 
-struct store_series {
-  store_series(metrics::registry& registry, std::string_view backend);
-
-  metrics::histogram* duration;
-  std::array<metrics::counter*, 4> errors;  // by store::error_kind (none unused)
-  metrics::counter* local_cache_hits;
-};
-
 }  // namespace gw::proxy

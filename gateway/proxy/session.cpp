@@ -354,58 +354,28 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   if (query_at != std::string_view::npos) query = target.substr(query_at + 1);
   // Filled in place when the store answers (its strings reused from request to request), and
   // emptied below when it does not.
-  auto& rate_headers = rate_headers_;
+  auto& rate_headers = limits_.headers;
   bool rendered = false;
   const auto& limits = snap->limits_of(*route_index);
   if (!limits.empty()) {
     const request_view view{req, client_ip, path, query, key_hash, consumer};
-    auto& checks = checks_;
-    auto& applied = applied_;
-    limits.plan(view, checks, applied);
-    if (!checks.empty()) {
-      // A key the store recently called over its limit is answered here, without a round trip.
-      const bool use_cache =
-          cfg.storage.local_cache && cfg.storage.backend != config::store_backend::memory;
-      const auto now =
-          std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch())
-              .count();
-      store::check_result result;
-      if (use_cache) {
-        std::vector<limit::applied_limit> blocked;
-        for (std::size_t i = 0; i < checks.size(); ++i) {
-          if (auto d = worker_.over_limit().lookup(checks[i].key, now)) {
-            blocked.push_back(applied[i]);
-            result.decisions.push_back(*d);
-          }
-        }
-        if (!blocked.empty()) {
-          applied = std::move(blocked);
-          if (worker_.metrics_on()) snap->store_metrics().local_cache_hits->inc(worker_.slot());
-        }
-      }
-      if (result.decisions.empty()) {
-        const auto asked = clock::now();
-        auto& store = worker_.limits_store();
-        if (auto answered = store.try_check_now(checks))
-          result = std::move(*answered);
-        else
-          result = co_await store.check(checks);
-        if (worker_.metrics_on()) {
-          auto& store_series = snap->store_metrics();
-          store_series.duration->observe(
-              worker_.slot(), std::chrono::duration<double>(clock::now() - asked).count());
-          if (!result.ok())
-            store_series.errors[static_cast<std::size_t>(result.error)]->inc(worker_.slot());
-        }
-        if (use_cache && result.ok())
-          for (std::size_t i = 0; i < checks.size(); ++i)
-            worker_.over_limit().remember(checks[i].key, now, result.decisions[i]);
-      }
-      if (!result.ok()) {
-        // The store could not answer: the route's failure mode decides.
+    limits.plan(view, limits_.checks, limits_.applied);
+    if (!limits_.checks.empty()) {
+      limit::judging how;
+      how.now = std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch())
+                    .count();
+      how.on_failure = route.on_failure.value_or(cfg.storage.on_failure);
+      how.local_cache = cfg.storage.local_cache;
+      how.ietf_headers = route.ietf_headers;
+      how.legacy_headers = route.legacy_headers;
+      auto& limiter = worker_.limiter();
+      auto decided = limiter.decide_now(limits_, how);
+      if (!decided) decided = co_await limiter.ask_store(limits_, how);
+      const auto result = *decided;
+      if (result == limit::outcome::failed_open || result == limit::outcome::failed_closed) {
+        // The store could not answer: the route's failure mode decided.
         out.decision = decision::error;
-        const bool closed =
-            route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed;
+        const bool closed = result == limit::outcome::failed_closed;
         if (worker_.metrics_on()) series->failures[closed ? 1 : 0]->inc(worker_.slot());
         if (closed) {
           out.status = 503;
@@ -418,20 +388,18 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
           co_return log_and_return();
         }
       } else {
-        const auto v = limit::judge(applied, result.decisions);
+        const auto& applied = limits_.applied;
+        const auto& decisions = limits_.result.decisions;
         if (worker_.metrics_on()) {
-          for (std::size_t i = 0; i < applied.size(); ++i) {
-            const auto index = static_cast<std::size_t>(applied[i].limit - route.limits.data());
-            series->limit_checks[index][result.decisions[i].admitted ? 0 : 1]->inc(
+          for (std::size_t i = 0; i < applied.size(); ++i)
+            series->limit_checks[applied[i].index][decisions[i].admitted ? 0 : 1]->inc(
                 worker_.slot());
-          }
         }
-        limit::render_headers(applied, result.decisions, v, route.ietf_headers,
-                              route.legacy_headers, rate_headers);
         rendered = true;
-        if (v.limited && route.shadow) {
+        if (result == limit::outcome::shadow_limited) {
           out.decision = decision::shadow_limited;
-        } else if (v.limited) {
+        } else if (result == limit::outcome::limited) {
+          const auto& v = limits_.v;
           out.status = 429;
           out.decision = decision::limited;
           rate_headers.emplace_back("Retry-After", std::to_string(v.retry_after_seconds));

@@ -95,9 +95,7 @@ class session {
   std::string head_;  // also the gateway's own responses
   std::string body_;  // the body of a 429
   std::vector<boost::asio::ip::tcp::endpoint> candidates_;
-  std::vector<store::limit_check> checks_;  // their key strings are reused too
-  std::vector<limit::applied_limit> applied_;
-  limit::header_list rate_headers_;
+  limit::request_limits limits_;  // its key strings and header list are reused too
   std::array<char, 32> request_id_;  // a generated X-Request-Id
 };
 

@@ -22,8 +22,6 @@ snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::r
   }
   for (const auto& up : config_->upstreams) upstream_series_.emplace_back(registry, up.name);
   unrouted_ = std::make_unique<route_series>(registry, nullptr);
-  store_series_ =
-      std::make_unique<store_series>(registry, config::to_string(config_->storage.backend));
 }
 
 std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg,

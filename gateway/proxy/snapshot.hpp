@@ -46,7 +46,6 @@ class snapshot {
   upstream_series& upstream_series_of(std::size_t route_index) const {
     return upstream_series_[route_upstream_[route_index]];
   }
-  store_series& store_metrics() const { return *store_series_; }
   const identity::consumer_directory& consumers() const { return consumers_; }
 
  private:
@@ -63,7 +62,6 @@ class snapshot {
   mutable std::deque<route_series> route_series_;
   mutable std::deque<upstream_series> upstream_series_;
   std::unique_ptr<route_series> unrouted_;
-  std::unique_ptr<store_series> store_series_;
 };
 
 }  // namespace gw::proxy

@@ -28,7 +28,8 @@ worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snaps
                       metrics_on),
       io_(std::make_unique<asio::io_context>(1)),
       snapshot_(std::move(initial)),
-      store_(make_store(*io_, &store_observer_)),
+      limiter_(std::make_unique<limit::limiter>(make_store(*io_, &store_observer_),
+                                                metrics_on ? &metrics : nullptr, index)),
       log_(std::make_unique<access_log>(*io_)),
       random_(std::random_device{}()) {}
 
@@ -37,7 +38,7 @@ worker::~worker() {
   // owns their registrations still exists, and before the members the sessions refer to.
   pool_.clear();
   acceptor_.reset();
-  store_.reset();
+  limiter_.reset();
   log_->flush();
   io_.reset();
 }

@@ -2,7 +2,7 @@
 // pool, access log and current snapshot. Sessions of a worker only ever touch that worker.
 #pragma once
 
-#include "limit/over_limit_cache.hpp"
+#include "limit/limiter.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -58,14 +58,13 @@ class worker {
   void post_snapshot(std::shared_ptr<const snapshot> next);
   void post_drain();
   std::size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
-  bool store_available() const { return store_->available(); }
+  bool store_available() const { return limiter_->store_available(); }
 
   // For sessions, on this worker's thread.
   boost::asio::io_context& io() { return *io_; }
   const std::shared_ptr<const snapshot>& current() const { return snapshot_; }
   upstream_pool& pool() { return pool_; }
-  store::store& limits_store() { return *store_; }
-  limit::over_limit_cache& over_limit() { return over_limit_; }
+  limit::limiter& limiter() { return *limiter_; }
   bool metrics_on() const { return metrics_on_; }
 
   // Body relay buffers, recycled within the worker: a fresh 32 KiB allocation per request makes
@@ -115,8 +114,7 @@ class worker {
   std::unique_ptr<boost::asio::io_context> io_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<const snapshot> snapshot_;
-  std::shared_ptr<store::store> store_;
-  limit::over_limit_cache over_limit_;
+  std::unique_ptr<limit::limiter> limiter_;  // with the store client, on this worker's io
   upstream_pool pool_;
   std::unique_ptr<access_log> log_;
   std::unordered_set<session*> sessions_;

@@ -17,7 +17,7 @@ std::string_view to_string(error_kind kind) {
 
 namespace {
 
-limit::micros system_micros() {
+algorithms::micros system_micros() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
@@ -28,15 +28,15 @@ memory_store::memory_store(std::size_t max_keys, clock_fn clock)
     : per_shard_limit_(std::max<std::size_t>(1, (max_keys + shard_count - 1) / shard_count)),
       clock_(clock ? std::move(clock) : clock_fn{system_micros}) {}
 
-memory_store::state memory_store::cold_state(limit::algorithm algo) {
+memory_store::state memory_store::cold_state(algorithms::algorithm algo) {
   switch (algo) {
-    case limit::algorithm::gcra: return limit::gcra_state{};
-    case limit::algorithm::token_bucket: return limit::token_bucket_state{};
-    case limit::algorithm::sliding_window: return limit::sliding_window_state{};
-    case limit::algorithm::sliding_log: return limit::sliding_log_state{};
-    case limit::algorithm::fixed_window: return limit::fixed_window_state{};
+    case algorithms::algorithm::gcra: return algorithms::gcra_state{};
+    case algorithms::algorithm::token_bucket: return algorithms::token_bucket_state{};
+    case algorithms::algorithm::sliding_window: return algorithms::sliding_window_state{};
+    case algorithms::algorithm::sliding_log: return algorithms::sliding_log_state{};
+    case algorithms::algorithm::fixed_window: return algorithms::fixed_window_state{};
   }
-  return limit::gcra_state{};
+  return algorithms::gcra_state{};
 }
 
 memory_store::shard& memory_store::shard_for(std::string_view key) {
@@ -54,7 +54,7 @@ std::optional<check_result> memory_store::try_check_now(std::span<const limit_ch
   return result;
 }
 
-limit::decision memory_store::check_one(const limit_check& c) {
+algorithms::decision memory_store::check_one(const limit_check& c) {
   const auto now = clock_();
   auto& s = shard_for(c.key);
   std::lock_guard lock{s.mutex};
@@ -79,8 +79,8 @@ limit::decision memory_store::check_one(const limit_check& c) {
   auto& e = *it->second;
   // A reload may change a limit's algorithm under the same key: restart that key cold.
   if (e.value.index() != static_cast<std::size_t>(c.policy.algo)) e.value = cold_state(c.policy.algo);
-  const auto d = std::visit([&](auto& st) { return limit::check(st, now, c.policy); }, e.value);
-  e.expires_at = now + std::max<limit::micros>(d.reset, 1);
+  const auto d = std::visit([&](auto& st) { return algorithms::check(st, now, c.policy); }, e.value);
+  e.expires_at = now + std::max<algorithms::micros>(d.reset, 1);
   return d;
 }
 

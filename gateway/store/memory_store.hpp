@@ -18,7 +18,7 @@ namespace gw::store {
 
 class memory_store final : public store {
  public:
-  using clock_fn = std::function<limit::micros()>;  // microseconds; injectable for tests
+  using clock_fn = std::function<algorithms::micros()>;  // microseconds; injectable for tests
 
   explicit memory_store(std::size_t max_keys, clock_fn clock = {});
 
@@ -27,21 +27,21 @@ class memory_store final : public store {
   std::optional<check_result> try_check_now(std::span<const limit_check> checks) override;
 
   // The synchronous core of check(), for tests and for callers without a coroutine.
-  limit::decision check_one(const limit_check& c);
+  algorithms::decision check_one(const limit_check& c);
 
   std::size_t size() const;
   std::uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
  private:
-  // Alternatives in the order of limit::algorithm, so that index() names the algorithm.
-  using state = std::variant<limit::gcra_state, limit::token_bucket_state,
-                             limit::sliding_window_state, limit::sliding_log_state,
-                             limit::fixed_window_state>;
-  static state cold_state(limit::algorithm algo);
+  // Alternatives in the order of algorithms::algorithm, so that index() names the algorithm.
+  using state = std::variant<algorithms::gcra_state, algorithms::token_bucket_state,
+                             algorithms::sliding_window_state, algorithms::sliding_log_state,
+                             algorithms::fixed_window_state>;
+  static state cold_state(algorithms::algorithm algo);
   struct entry {
     std::string key;
     state value;
-    limit::micros expires_at;
+    algorithms::micros expires_at;
   };
   struct shard {
     mutable std::mutex mutex;

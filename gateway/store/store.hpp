@@ -1,9 +1,9 @@
 // The store interface: all the limit checks of one request in one asynchronous call, one
 // decision per check. Implementations: memory_store (in-process) and redis/ (shared).
-// store/ uses only the pure algorithms of limit/algorithms.hpp, never the rest of limit/.
+// store/ uses only the pure algorithms of algorithms/, never limit/.
 #pragma once
 
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/container/small_vector.hpp>
@@ -18,7 +18,7 @@ namespace gw::store {
 
 struct limit_check {
   std::string key;  // the full store key (SPEC 10), already free of secrets
-  limit::policy policy;
+  algorithms::policy policy;
 };
 
 enum class error_kind { none, timeout, connection, reply };
@@ -27,7 +27,7 @@ std::string_view to_string(error_kind kind);
 struct check_result {
   error_kind error = error_kind::none;
   // One per check, in order, when error == none; inline for the usual few checks per request.
-  boost::container::small_vector<limit::decision, 4> decisions;
+  boost::container::small_vector<algorithms::decision, 4> decisions;
 
   bool ok() const { return error == error_kind::none; }
 };
@@ -44,6 +44,8 @@ class store {
   virtual std::optional<check_result> try_check_now(std::span<const limit_check>) {
     return std::nullopt;
   }
+  // True when a round trip to the store is worth saving with the local over-limit cache.
+  virtual bool caches_rejections() const { return false; }
   // False while the store is known to be unreachable (/readyz for fail-closed routes).
   virtual bool available() const { return true; }
 };

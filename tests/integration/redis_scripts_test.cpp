@@ -2,7 +2,7 @@
 // both, on a real redis-server with EVALSHA and an explicit now, and every decision field must be
 // equal. Also what Redis keeps: a TTL on every key, no key for a rejected cold request, the state
 // itself, the hash tag of the key, and NOSCRIPT after SCRIPT FLUSH.
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 #include "store/redis/scripts.hpp"
 #include "support/algorithm_cases.hpp"
 #include "support/redis_server.hpp"
@@ -25,7 +25,7 @@
 
 namespace {
 
-using namespace gw::limit;
+using namespace gw::algorithms;
 using namespace gw::test::algorithm_cases;
 namespace scripts = gw::store::redis;
 

@@ -35,7 +35,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace gw::test::algorithm_cases;
 using namespace std::chrono_literals;
-using gw::limit::decision;
+using gw::algorithms::decision;
 using gw::store::check_result;
 using gw::store::error_kind;
 using gw::store::limit_check;
@@ -187,7 +187,7 @@ class redis_store_test : public ::testing::Test {
       r.admitted ? ++admitted_ : ++rejected_;
       if (!same(m, r)) {
         ADD_FAILURE() << where << ", check " << i << " (" << checks[i].key << ", "
-                      << gw::limit::to_string(checks[i].policy.algo) << ", cost "
+                      << gw::algorithms::to_string(checks[i].policy.algo) << ", cost "
                       << checks[i].policy.cost << ", now = t0 + " << now - t0
                       << " us): memory " << text(m) << ", redis " << text(r);
         all_same = false;
@@ -231,7 +231,7 @@ TEST_P(every_algorithm, each_case_decides_as_the_memory_store_field_for_field) {
 
 INSTANTIATE_TEST_SUITE_P(stores, every_algorithm, ::testing::ValuesIn(all_algorithms),
                          [](const auto& info) {
-                           return std::string{gw::limit::to_string(info.param)};
+                           return std::string{gw::algorithms::to_string(info.param)};
                          });
 
 TEST_F(redis_store_test, several_checks_in_one_call_decide_as_the_memory_store) {
@@ -300,7 +300,7 @@ TEST_F(redis_store_test, noscript_after_script_flush_is_recovered_within_the_cal
   std::vector<limit_check> checks;
   for (auto a : all_algorithms)
     checks.push_back(
-        {"rl:{noscript:" + std::string{gw::limit::to_string(a)} + "}", make(a, 5, 60 * s)});
+        {"rl:{noscript:" + std::string{gw::algorithms::to_string(a)} + "}", make(a, 5, 60 * s)});
 
   const auto first = client.check(checks, t0);
   ASSERT_TRUE(first.result && first.result->ok());

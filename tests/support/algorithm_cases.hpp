@@ -4,7 +4,7 @@
 // run on Redis' real clock, `now` is the case's), so any two stores must agree step for step.
 #pragma once
 
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <cstdint>
 #include <string>
@@ -12,9 +12,9 @@
 
 namespace gw::test::algorithm_cases {
 
-using limit::algorithm;
-using limit::micros;
-using limit::policy;
+using algorithms::algorithm;
+using algorithms::micros;
+using algorithms::policy;
 
 inline constexpr micros s = 1'000'000;
 inline constexpr micros ms = 1'000;

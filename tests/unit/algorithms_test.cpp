@@ -1,12 +1,12 @@
 // The five algorithms of SPEC section 5 with an injected clock: how many pass from cold, the
 // exact moment the next one may pass, Retry-After and remaining values, cost, window edges.
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <gtest/gtest.h>
 
 namespace {
 
-using namespace gw::limit;
+using namespace gw::algorithms;
 
 constexpr micros s = 1'000'000;
 constexpr micros t0 = 1'700'000'040 * s;  // a multiple of 10 s and 60 s: windows start here

@@ -10,7 +10,7 @@
 
 namespace {
 
-using gw::limit::decision;
+using gw::algorithms::decision;
 using gw::store::redis::read_decision;
 
 std::string packed(std::initializer_list<std::int64_t> fields) {

@@ -13,7 +13,7 @@
 namespace {
 
 using namespace gw;
-using limit::micros;
+using algorithms::micros;
 
 constexpr micros s = 1'000'000;
 
@@ -22,9 +22,9 @@ TEST(verdict, rejection_picks_the_limit_that_frees_up_last) {
   a.name = "per_ip";
   b.name = "per_key";
   const std::vector<limit::applied_limit> applied = {
-      {&a, {limit::algorithm::gcra, 5, 60 * s, 5, 1}},
-      {&b, {limit::algorithm::fixed_window, 100, 3600 * s, 100, 1}}};
-  const std::vector<limit::decision> decisions = {{false, 0, 60 * s, 11 * s + 1},
+      {&a, {algorithms::algorithm::gcra, 5, 60 * s, 5, 1}},
+      {&b, {algorithms::algorithm::fixed_window, 100, 3600 * s, 100, 1}}};
+  const std::vector<algorithms::decision> decisions = {{false, 0, 60 * s, 11 * s + 1},
                                                   {true, 40, 1800 * s, 0}};
   const auto v = limit::judge(applied, decisions);
   EXPECT_TRUE(v.limited);
@@ -51,9 +51,9 @@ TEST(verdict, admitted_legacy_headers_follow_the_limit_closest_to_exhaustion) {
   a.name = "a";
   b.name = "b";
   const std::vector<limit::applied_limit> applied = {
-      {&a, {limit::algorithm::gcra, 10, 10 * s, 10, 1}},
-      {&b, {limit::algorithm::gcra, 1000, 10 * s, 1000, 1}}};
-  const std::vector<limit::decision> decisions = {{true, 5, 5 * s, 0}, {true, 10, 1 * s, 0}};
+      {&a, {algorithms::algorithm::gcra, 10, 10 * s, 10, 1}},
+      {&b, {algorithms::algorithm::gcra, 1000, 10 * s, 1000, 1}}};
+  const std::vector<algorithms::decision> decisions = {{true, 5, 5 * s, 0}, {true, 10, 1 * s, 0}};
   const auto v = limit::judge(applied, decisions);
   EXPECT_FALSE(v.limited);
   EXPECT_EQ(v.deciding, 1u);  // 10 of 1000 left is closer to exhaustion than 5 of 10
@@ -73,8 +73,8 @@ TEST(verdict, bucket_algorithms_announce_their_burst_as_the_quota) {
   a.name = "public";
   // 10 per second with bursts of 20: q=20 refilled over 2 s, so r never exceeds q.
   const std::vector<limit::applied_limit> applied = {
-      {&a, {limit::algorithm::token_bucket, 10, 1 * s, 20, 1}}};
-  const std::vector<limit::decision> decisions = {{true, 19, 100'000, 0}};
+      {&a, {algorithms::algorithm::token_bucket, 10, 1 * s, 20, 1}}};
+  const std::vector<algorithms::decision> decisions = {{true, 19, 100'000, 0}};
   const auto v = limit::judge(applied, decisions);
   limit::header_list headers;
   limit::render_headers(applied, decisions, v, true, true, headers);
@@ -89,8 +89,8 @@ TEST(verdict, bucket_algorithms_announce_their_burst_as_the_quota) {
 TEST(verdict, retry_after_is_never_zero) {
   config::limit a;
   a.name = "a";
-  const std::vector<limit::applied_limit> applied = {{&a, {limit::algorithm::gcra, 1, s, 1, 1}}};
-  const std::vector<limit::decision> decisions = {{false, 0, 1, 1}};
+  const std::vector<limit::applied_limit> applied = {{&a, {algorithms::algorithm::gcra, 1, s, 1, 1}}};
+  const std::vector<algorithms::decision> decisions = {{false, 0, 1, 1}};
   EXPECT_EQ(limit::judge(applied, decisions).retry_after_seconds, 1);
 }
 

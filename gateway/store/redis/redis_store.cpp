@@ -83,9 +83,9 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
   base_.database = settings.database;
   base_.connect_timeout = settings.connect_timeout;
   base_.command_timeout = settings.command_timeout;
-  for (auto a : {limit::algorithm::gcra, limit::algorithm::token_bucket,
-                 limit::algorithm::sliding_window, limit::algorithm::sliding_log,
-                 limit::algorithm::fixed_window})
+  for (auto a : {algorithms::algorithm::gcra, algorithms::algorithm::token_bucket,
+                 algorithms::algorithm::sliding_window, algorithms::algorithm::sliding_log,
+                 algorithms::algorithm::fixed_window})
     base_.handshake.push_back({"SCRIPT", "LOAD", std::string{script_for(a).source}});
   if (mode_ == mode::single) {
     node_at(settings.address.host, settings.address.port);
@@ -193,7 +193,7 @@ asio::awaitable<check_result> redis_store::check(std::span<const limit_check> ch
 }
 
 asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check> checks,
-                                                    std::optional<limit::micros> now) {
+                                                    std::optional<algorithms::micros> now) {
   if (checks.empty()) co_return check_result{};
   if (mode_ == mode::single && !nodes_.front()->accepting()) {
     // Known down: fail now rather than wait out a timeout.
@@ -214,7 +214,7 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
           if (mode_ == mode::cluster) {
             // The slot of the key the script will use (the hash tag makes it the base key's).
             slot_key_.assign(checks[i].key).append(":").append(
-                limit::to_string(checks[i].policy.algo));
+                algorithms::to_string(checks[i].policy.algo));
             slot = key_slot(slot_key_);
           }
           queue_.push_back({&checks[i], &w, i, now, slot});
@@ -284,7 +284,7 @@ void redis_store::fail(const group& calls, error_kind error) {
 void redis_store::send(connection& conn, group calls, call_route route) {
   const auto algo = calls.front().check->policy.algo;
   const auto& script = script_for(algo);
-  const auto suffix = limit::to_string(algo);
+  const auto suffix = algorithms::to_string(algo);
 
   // EVALSHA sha n key_1 .. key_n now m policy_1 .. policy_m p_1 .. p_n, built in one buffer.
   arena_.clear();

@@ -40,10 +40,11 @@ class redis_store final : public store {
   std::string_view backend() const override;
   boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) override;
   bool available() const override;
+  bool caches_rejections() const override { return true; }
 
   // As check(), with `now` instead of Redis TIME: for tests comparing the stores case by case.
   boost::asio::awaitable<check_result> check_at(std::span<const limit_check> checks,
-                                                std::optional<limit::micros> now);
+                                                std::optional<algorithms::micros> now);
 
   // Totals over this client's connections, for tests and benchmarks.
   std::uint64_t commands_sent() const;
@@ -61,7 +62,7 @@ class redis_store final : public store {
     const limit_check* check;  // lives in the awaiting request, as does the waiter
     waiter* owner;
     std::size_t index;  // in the request's checks
-    std::optional<limit::micros> now;
+    std::optional<algorithms::micros> now;
     std::uint16_t slot;  // cluster only; 0 otherwise
   };
   using group = std::vector<queued>;  // one call: same algorithm, `now` and slot
@@ -135,7 +136,7 @@ class redis_store final : public store {
   std::string arena_;
   std::vector<std::size_t> ends_;
   std::vector<std::string_view> args_;
-  std::vector<const limit::policy*> policies_;  // of the call being built
+  std::vector<const algorithms::policy*> policies_;  // of the call being built
   std::vector<std::size_t> policy_of_;
   std::string slot_key_;  // a state key, to find its slot
   std::chrono::steady_clock::time_point next_reply_log_{};  // error replies are logged sparingly

@@ -349,23 +349,23 @@ std::string sha1_hex(std::string_view text) {
 }
 
 struct script_table {
-  // Indexed by limit::algorithm; the sources own the text the script views point into.
+  // Indexed by algorithms::algorithm; the sources own the text the script views point into.
   std::array<std::string, 5> sources;
   std::array<script, 5> scripts;
 
   script_table() {
-    constexpr std::array<std::pair<limit::algorithm, std::string_view>, 5> bodies{{
-        {limit::algorithm::gcra, gcra_body},
-        {limit::algorithm::token_bucket, token_bucket_body},
-        {limit::algorithm::sliding_window, sliding_window_body},
-        {limit::algorithm::sliding_log, sliding_log_body},
-        {limit::algorithm::fixed_window, fixed_window_body},
+    constexpr std::array<std::pair<algorithms::algorithm, std::string_view>, 5> bodies{{
+        {algorithms::algorithm::gcra, gcra_body},
+        {algorithms::algorithm::token_bucket, token_bucket_body},
+        {algorithms::algorithm::sliding_window, sliding_window_body},
+        {algorithms::algorithm::sliding_log, sliding_log_body},
+        {algorithms::algorithm::fixed_window, fixed_window_body},
     }};
     for (const auto& [algo, body] : bodies) {
       const auto i = static_cast<std::size_t>(algo);
-      sources[i] = "-- gateway rate limit: " + std::string{limit::to_string(algo)} + "\n" +
+      sources[i] = "-- gateway rate limit: " + std::string{algorithms::to_string(algo)} + "\n" +
                    std::string{prelude} + std::string{body} + std::string{driver};
-      scripts[i] = script{limit::to_string(algo), sources[i], sha1_hex(sources[i])};
+      scripts[i] = script{algorithms::to_string(algo), sources[i], sha1_hex(sources[i])};
     }
   }
   script_table(const script_table&) = delete;
@@ -374,12 +374,12 @@ struct script_table {
 
 }  // namespace
 
-const script& script_for(limit::algorithm a) {
+const script& script_for(algorithms::algorithm a) {
   static const script_table table;
   return table.scripts.at(static_cast<std::size_t>(a));
 }
 
-bool read_decision(std::string_view reply, std::size_t i, limit::decision& d) {
+bool read_decision(std::string_view reply, std::size_t i, algorithms::decision& d) {
   if (reply.size() < reply_bytes_per_check * (i + 1)) return false;
   std::int64_t fields[4];
   const auto* bytes = reinterpret_cast<const unsigned char*>(reply.data()) + reply_bytes_per_check * i;
@@ -397,9 +397,9 @@ bool read_decision(std::string_view reply, std::size_t i, limit::decision& d) {
   return true;
 }
 
-std::string state_key(std::string_view base_key, limit::algorithm a) {
+std::string state_key(std::string_view base_key, algorithms::algorithm a) {
   std::string key;
-  const auto suffix = limit::to_string(a);
+  const auto suffix = algorithms::to_string(a);
   key.reserve(base_key.size() + 1 + suffix.size());
   key.append(base_key).append(":").append(suffix);
   return key;

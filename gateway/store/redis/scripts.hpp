@@ -4,7 +4,7 @@
 // as one EVALSHA per algorithm, so Redis runs one script, not one per request.
 #pragma once
 
-#include "limit/algorithms.hpp"
+#include "algorithms/algorithms.hpp"
 
 #include <cstddef>
 #include <string>
@@ -19,27 +19,27 @@ namespace gw::store::redis {
 // now_us is for tests only; empty, the script reads Redis TIME (sec * 1000000 + usec) once, so
 // that gateways with skewed clocks agree. The checks run in order, each seeing the ones before it
 // as if it were a call of its own (a key's state is read once and written once per call). The
-// reply is one bulk string of 32n bytes: for each key in order, the fields of limit::decision as
+// reply is one bulk string of 32n bytes: for each key in order, the fields of algorithms::decision as
 // 8-byte big-endian signed integers: admitted (1/0), remaining, reset_us, retry_after_us.
 // Every key a script writes carries a TTL (ceil(reset_us / 1000) + 1 ms): when it expires the
 // state is the same as cold. A rejected request writes nothing.
 struct script {
-  std::string_view name;    // the algorithm's name, as limit::to_string
+  std::string_view name;    // the algorithm's name, as algorithms::to_string
   std::string_view source;  // Lua, for SCRIPT LOAD and the EVAL fallback on NOSCRIPT
   std::string sha1;         // lower-case hex SHA-1 of source, for EVALSHA
 };
 
-const script& script_for(limit::algorithm a);
+const script& script_for(algorithms::algorithm a);
 
 inline constexpr std::size_t reply_bytes_per_check = 32;
 
 // Check i's decision from a script's reply; false when the reply is too short or its fields make
 // no decision (admitted neither 0 nor 1, a negative number).
-bool read_decision(std::string_view reply, std::size_t i, limit::decision& d);
+bool read_decision(std::string_view reply, std::size_t i, algorithms::decision& d);
 
 // The key the script keeps its state under: the base key (SPEC 10, `prefix{route:limit:id}`)
 // plus ":" and the algorithm's name, outside the braces so the hash tag, and so the Cluster slot,
 // stays that of the base key.
-std::string state_key(std::string_view base_key, limit::algorithm a);
+std::string state_key(std::string_view base_key, algorithms::algorithm a);
 
 }  // namespace gw::store::redis

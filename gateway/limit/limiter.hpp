@@ -1,0 +1,76 @@
+// The one limiter every front end uses (the HTTP proxy and the Envoy rate limit service): given a
+// request's planned checks it runs the local over-limit cache, one store call, the failure mode,
+// the verdict with shadow limits, and the rate-limit headers, and answers one outcome. One per
+// worker, used only on that worker's thread.
+#pragma once
+
+#include "config/config.hpp"
+#include "limit/over_limit_cache.hpp"
+#include "limit/route_limits.hpp"
+#include "limit/verdict.hpp"
+#include "metrics/metrics.hpp"
+#include "store/store.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace gw::limit {
+
+// The limit work of one request. The caller plans `checks` and `applied` (one entry each, same
+// order), the limiter fills the rest. Kept by the caller from request to request, so that its
+// vectors and strings stop allocating.
+struct request_limits {
+  std::vector<store::limit_check> checks;
+  std::vector<applied_limit> applied;  // narrowed to the cached ones when the local cache answers
+  store::check_result result;          // decisions, one per `applied`, when result.ok()
+  verdict v;
+  header_list headers;                 // rendered when result.ok()
+};
+
+enum class outcome { admitted, limited, shadow_limited, failed_open, failed_closed };
+
+// How one request is to be judged: the front end's settings for it.
+struct judging {
+  micros now = 0;                  // the request's arrival, microseconds on the steady clock
+  config::failure_mode on_failure = config::failure_mode::open;
+  bool local_cache = true;         // storage.local_cache (used when the store is shared)
+  bool ietf_headers = true;
+  bool legacy_headers = false;
+};
+
+class limiter {
+ public:
+  // `metrics` null records nothing; `slot` is the calling worker's slot in every series.
+  limiter(std::shared_ptr<store::store> store, metrics::registry* metrics, std::size_t slot);
+
+  // The outcome at once when no wait is needed (the local cache answers, or the store can answer
+  // without waiting); nullopt when the store must be asked: then co_await ask_store() with the
+  // same arguments. Splitting the two spares the memory store's path a coroutine frame.
+  std::optional<outcome> decide_now(request_limits& r, const judging& how);
+  boost::asio::awaitable<outcome> ask_store(request_limits& r, const judging& how);
+  // Both steps; `r.checks` non-empty.
+  boost::asio::awaitable<outcome> decide(request_limits& r, const judging& how);
+
+  store::store& limits_store() { return *store_; }
+  bool store_available() const { return store_->available(); }
+
+ private:
+  bool answered_from_cache(request_limits& r, const judging& how);
+  void record_store_call(const request_limits& r, const judging& how,
+                         std::chrono::steady_clock::time_point asked);
+  outcome conclude(request_limits& r, const judging& how);
+
+  std::shared_ptr<store::store> store_;
+  over_limit_cache over_limit_;
+  std::size_t slot_;
+  // Store series, null when metrics are off; the backend does not change at reload.
+  metrics::histogram* duration_ = nullptr;
+  std::array<metrics::counter*, 4> errors_{};  // by store::error_kind (none unused)
+  metrics::counter* local_cache_hits_ = nullptr;
+};
+
+}  // namespace gw::limit
