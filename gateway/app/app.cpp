@@ -7,6 +7,7 @@
 #include "metrics/metrics.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
+#include "rls/service.hpp"
 #include "store/memory_store.hpp"
 #include "store/redis/redis_store.hpp"
 
@@ -66,13 +67,28 @@ class application {
       spdlog::error("cannot listen: {}", e.what());
       return 1;
     }
+    if (config_->rls) {
+      std::vector<rls::lane> lanes;
+      for (auto& w : workers_) lanes.push_back({&w->io(), &w->limiter(), w->slot()});
+      rls_ = std::make_unique<rls::service>(std::move(lanes), rls_domains(*config_),
+                                            [this] { return ready(); });
+      try {
+        rls_->start(config_->rls->listen);
+      } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return 1;
+      }
+    }
 
     wait_for_signal();
     std::vector<std::thread> threads;
     for (auto& w : workers_) threads.emplace_back([&w] { w->run(); });
     spdlog::info("gateway {} listening on {} with {} workers; admin on {}", GATEWAY_VERSION,
                  server.listen.to_string(), count, config_->admin.listen.to_string());
+    if (rls_) spdlog::info("rate limit service (gRPC) on {}", config_->rls->listen.to_string());
     control_.run();
+    // Calls in flight complete on the workers: the service stops while they still run.
+    if (rls_) rls_->stop(std::chrono::seconds(1));
     for (auto& w : workers_) w->stop();
     for (auto& t : threads) t.join();
     spdlog::info("stopped");
@@ -116,11 +132,19 @@ class application {
     return false;
   }
 
-  // /readyz: not while draining, nor while a store that fail-closed routes depend on is down.
+  std::shared_ptr<const rls::domain_set> rls_domains(const config::gateway_config& cfg) {
+    return std::make_shared<const rls::domain_set>(*cfg.rls, cfg.storage.redis.key_prefix,
+                                                   cfg.storage.local_cache,
+                                                   opts_.metrics ? &metrics_ : nullptr);
+  }
+
+  // /readyz: not while draining, nor while a store that fail-closed routes (or a fail-closed
+  // rate limit service) depend on is down.
   bool ready() const {
     if (shared_.draining.load()) return false;
-    const auto& cfg = *config_;
-    bool needs_store = false;
+    const auto cfg_holder = std::atomic_load(&config_);
+    const auto& cfg = *cfg_holder;
+    bool needs_store = cfg.rls && cfg.rls->on_failure == config::failure_mode::closed;
     for (const auto& route : cfg.routes)
       if (!route.limits.empty() &&
           route.on_failure.value_or(cfg.storage.on_failure) == config::failure_mode::closed)
@@ -201,7 +225,13 @@ class application {
       spdlog::warn("reload: the storage backend and its addresses change only on restart");
     else if (store_settings_changed)
       spdlog::warn("reload: the store's connection settings and size change only on restart");
-    config_ = result.config;
+    const bool rls_listen_changed =
+        config_->rls.has_value() != result.config->rls.has_value() ||
+        (config_->rls && !(config_->rls->listen == result.config->rls->listen));
+    if (rls_listen_changed)
+      spdlog::warn("reload: the rate limit service starts, stops and moves only on restart");
+    if (rls_ && result.config->rls) rls_->set_domains(rls_domains(*result.config));
+    std::atomic_store(&config_, result.config);
     if (!opts_.log_level) apply_log_level(config_->server.log_level);
     for (auto& w : workers_) w->post_snapshot(snap);
     spdlog::info("configuration reloaded from {}", opts_.config_path);
@@ -243,6 +273,7 @@ class application {
   metrics::registry metrics_;
   admin::admin_server admin_;
   std::vector<std::unique_ptr<proxy::worker>> workers_;
+  std::unique_ptr<rls::service> rls_;  // with rls: in the configuration
 };
 
 }  // namespace

@@ -145,6 +145,47 @@ struct route {
   std::vector<limit> limits;   // names unique within the route
 };
 
+// The Envoy rate limit service (SPEC 11): its listener and the domains of its files.
+// Envoy's RateLimitResponse.RateLimit.Unit, in its numbering; `unknown` for a window of ours
+// that is no whole unit.
+enum class rls_unit { unknown, second, minute, hour, day, month, year, week };
+
+struct rls_rate_limit {
+  std::string name;                 // optional; what `replaces` refers to
+  bool unlimited = false;           // OK without counting
+  limit_algorithm algorithm = limit_algorithm::fixed_window;
+  std::uint64_t requests = 0;       // requests_per_unit
+  duration window{0};               // the unit's length, or `window`
+  rls_unit unit = rls_unit::unknown;  // as Envoy is told in current_limit
+  std::optional<std::uint64_t> burst;
+  std::vector<std::string> replaces;  // names of limits this one replaces when both match
+};
+
+// One entry of a domain's tree: a key, optionally a value (a trailing '*' matches a prefix).
+struct rls_descriptor {
+  std::string key;
+  std::optional<std::string> value;
+  std::optional<rls_rate_limit> rate_limit;
+  bool shadow_mode = false;
+  std::vector<rls_descriptor> descriptors;
+  int line = 0;  // where it starts, for messages
+};
+
+struct rls_domain {
+  std::string domain;
+  std::string file;  // where it was read from
+  std::vector<rls_descriptor> descriptors;
+};
+
+struct rls_settings {
+  endpoint listen{"127.0.0.1", 8081};
+  std::vector<std::string> config;  // files, or folders of *.yaml / *.yml, as written
+  failure_mode on_failure = failure_mode::open;  // YAML: failure_mode
+  bool ietf_headers = true;                      // YAML: headers: [ietf, legacy]
+  bool legacy_headers = false;
+  std::vector<rls_domain> domains;  // one per file, names unique
+};
+
 struct gateway_config {
   server_settings server;
   admin_settings admin;
@@ -153,6 +194,7 @@ struct gateway_config {
   storage_settings storage;
   std::vector<upstream> upstreams;  // in file order; names are unique
   std::vector<route> routes;        // first match wins; names are unique
+  std::optional<rls_settings> rls;  // absent: no gRPC listener
 
   const upstream* find_upstream(std::string_view name) const;
 };

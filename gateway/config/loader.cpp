@@ -24,6 +24,10 @@
 #include <span>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 namespace gw::config {
@@ -274,7 +278,13 @@ class loader {
   void load_routes(const field& f);
   void load_route(const field& f);
   void load_match(const field& f, route_match& match);
-  void load_headers(const field& f, route& r);
+  void load_headers(const field& f, bool& ietf, bool& legacy);
+  void load_rls(const field& f);
+  void load_rls_files(const field& paths);
+  void load_domain_file(const std::string& path, const YAML::Node& root);
+  void load_rls_descriptors(const field& f, std::vector<rls_descriptor>& out);
+  void load_rls_descriptor(const field& f, rls_descriptor& d);
+  void load_rls_rate_limit(const field& f, rls_rate_limit& r);
   void load_limits(const field& f, route& r);
   void load_limit(const field& f, route& r, std::map<std::string, int, std::less<>>& name_lines);
   void load_key(const field& f, std::vector<key_part>& key);
@@ -286,6 +296,7 @@ class loader {
 
   gateway_config config_;
   std::vector<problem> problems_;
+  std::string current_file_;  // "" while reading the gateway file, else the domain file's path
   std::vector<upstream_ref> upstream_refs_;
   std::vector<name_ref> consumer_refs_;
   std::vector<name_ref> tier_refs_;
@@ -302,6 +313,7 @@ void loader::error(const YAML::Mark& at, std::string message) {
     p.column = at.column + 1;
   }
   p.message = std::move(message);
+  p.file = current_file_;
   problems_.push_back(std::move(p));
 }
 
@@ -612,6 +624,7 @@ void loader::load_root(const YAML::Node& root) {
       {"storage", [&](const field& f) { load_storage(f); }},
       {"upstreams", [&](const field& f) { load_upstreams(f); }},
       {"routes", [&](const field& f) { load_routes(f); }},
+      {"rls", [&](const field& f) { load_rls(f); }},
   };
   read_keys(field{"", root, root}, readers);
   check_upstream_refs();
@@ -920,7 +933,7 @@ void loader::load_route(const field& f) {
       {"failure_mode",
        [&](const field& v) { assign(r.on_failure, read_choice(v, failure_mode_choices)); }},
       {"shadow", [&](const field& v) { assign(r.shadow, read_bool(v)); }},
-      {"headers", [&](const field& v) { load_headers(v, r); }},
+      {"headers", [&](const field& v) { load_headers(v, r.ietf_headers, r.legacy_headers); }},
       {"limits", [&](const field& v) { load_limits(v, r); }},
   };
   read_keys(f, readers);
@@ -998,16 +1011,16 @@ void loader::load_match(const field& f, route_match& match) {
   }
 }
 
-void loader::load_headers(const field& f, route& r) {
+void loader::load_headers(const field& f, bool& ietf, bool& legacy) {
   auto elements = list_elements(f);
   if (!elements) return;
-  // Listing them replaces the default (both); an empty list sends none.
-  r.ietf_headers = false;
-  r.legacy_headers = false;
+  // Listing them replaces the default; an empty list sends none.
+  ietf = false;
+  legacy = false;
   for (const field& element : *elements) {
     auto kind = read_choice(element, header_choices);
     if (!kind) continue;
-    bool& wanted = *kind == rate_limit_headers::ietf ? r.ietf_headers : r.legacy_headers;
+    bool& wanted = *kind == rate_limit_headers::ietf ? ietf : legacy;
     if (wanted) {
       error(element.mark(),
             element.path + ": " + quote(element.value.Scalar()) + " is listed twice");
@@ -1291,6 +1304,262 @@ void loader::check_consumer_refs() {
 
 // --- driver ------------------------------------------------------------------------------------
 
+// --- rls: the Envoy rate limit service and its domain files (SPEC 11) --------------------------
+
+constexpr choice<rls_unit> rls_unit_choices[] = {
+    {"second", rls_unit::second}, {"minute", rls_unit::minute}, {"hour", rls_unit::hour},
+    {"day", rls_unit::day},       {"week", rls_unit::week},     {"month", rls_unit::month},
+    {"year", rls_unit::year}};
+
+duration length_of(rls_unit unit) {
+  switch (unit) {
+    case rls_unit::second: return 1s;
+    case rls_unit::minute: return 60s;
+    case rls_unit::hour: return 3600s;
+    case rls_unit::day: return 86400s;
+    case rls_unit::week: return 7 * 86400s;
+    case rls_unit::month: return 30 * 86400s;  // as envoyproxy/ratelimit counts them
+    case rls_unit::year: return 365 * 86400s;
+    case rls_unit::unknown: break;
+  }
+  return 0s;
+}
+
+// The unit Envoy is told for a window of ours: the one it equals, else unknown.
+rls_unit unit_of(duration window) {
+  for (const auto& c : rls_unit_choices)
+    if (length_of(c.value) == window) return c.value;
+  return rls_unit::unknown;
+}
+
+void loader::load_rls(const field& f) {
+  rls_settings settings;
+  std::optional<field> paths;
+  const key_reader readers[] = {
+      {"listen", [&](const field& v) { assign(settings.listen, read_endpoint(v)); }},
+      {"config", [&](const field& v) { paths = v; }, true},
+      {"failure_mode",
+       [&](const field& v) { assign(settings.on_failure, read_choice(v, failure_mode_choices)); }},
+      {"headers",
+       [&](const field& v) { load_headers(v, settings.ietf_headers, settings.legacy_headers); }},
+  };
+  // Without `headers`, the IETF fields only (what Envoy's own filter would add is up to it).
+  settings.legacy_headers = false;
+  read_keys(f, readers);
+  config_.rls = std::move(settings);
+  if (paths) load_rls_files(*paths);
+}
+
+// Each path is a domain file, or a folder whose *.yaml and *.yml files are (in name order).
+void loader::load_rls_files(const field& paths) {
+  std::vector<field> elements;
+  if (paths.value.IsScalar()) {
+    elements.push_back(paths);
+  } else if (auto listed = list_elements(paths)) {
+    elements = std::move(*listed);
+  } else {
+    return;
+  }
+  std::map<std::string, std::string, std::less<>> domain_files;  // domain -> first file
+  for (const field& element : elements) {
+    auto path = read_name(element);
+    if (!path) continue;
+    config_.rls->config.push_back(*path);
+    std::vector<std::string> files;
+    std::error_code ec;
+    if (std::filesystem::is_directory(*path, ec)) {
+      for (const auto& entry : std::filesystem::directory_iterator(*path, ec)) {
+        const auto ext = entry.path().extension();
+        if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml"))
+          files.push_back(entry.path().string());
+      }
+      if (ec) {
+        error(element.mark(), element.path + ": cannot list " + quote(*path) + ": " + ec.message());
+        continue;
+      }
+      std::sort(files.begin(), files.end());
+      if (files.empty())
+        warning(element.mark(), element.path + ": " + quote(*path) + " holds no *.yaml file");
+    } else if (std::filesystem::exists(*path, ec)) {
+      files.push_back(*path);
+    } else {
+      error(element.mark(), element.path + ": " + quote(*path) + " does not exist");
+      continue;
+    }
+    for (const auto& file : files) {
+      std::ifstream in(file, std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in) {
+        error(element.mark(), element.path + ": cannot read " + quote(file));
+        continue;
+      }
+      const auto before = config_.rls->domains.size();
+      current_file_ = file;
+      try {
+        std::vector<YAML::Node> documents = YAML::LoadAll(text.str());
+        if (documents.empty()) {
+          error(YAML::Mark{}, "the domain file is empty");
+        } else {
+          load_domain_file(file, documents.front());
+          if (documents.size() > 1) error(documents[1].Mark(), "only one YAML document is allowed");
+        }
+      } catch (const YAML::Exception& e) {
+        error(e.mark, "invalid YAML: " + e.msg);
+      }
+      current_file_.clear();
+      if (config_.rls->domains.size() > before) {
+        const auto& name = config_.rls->domains.back().domain;
+        auto [first, inserted] = domain_files.emplace(name, file);
+        if (!inserted) {
+          error(element.mark(), element.path + ": domain " + quote(name) + " of " + quote(file) +
+                                    " is already defined in " + quote(first->second));
+          config_.rls->domains.pop_back();
+        }
+      }
+    }
+  }
+}
+
+void loader::load_domain_file(const std::string& path, const YAML::Node& root) {
+  if (!root.IsMap()) {
+    error(root.IsNull() ? YAML::Mark{} : root.Mark(),
+          "expected a map with domain and descriptors at the top level, got " + describe(root));
+    return;
+  }
+  rls_domain d;
+  d.file = path;
+  const key_reader readers[] = {
+      {"domain", [&](const field& v) { assign(d.domain, read_name(v)); }, true},
+      {"descriptors", [&](const field& v) { load_rls_descriptors(v, d.descriptors); }},
+  };
+  read_keys(field{"", root, root}, readers);
+  if (!d.domain.empty()) config_.rls->domains.push_back(std::move(d));
+}
+
+void loader::load_rls_descriptors(const field& f, std::vector<rls_descriptor>& out) {
+  auto elements = list_elements(f);
+  if (!elements) return;
+  for (const field& element : *elements) {
+    rls_descriptor d;
+    load_rls_descriptor(element, d);
+    if (d.key.empty()) continue;
+    // Two entries for the same key and value: one would silently never match.
+    auto same = std::find_if(out.begin(), out.end(), [&](const rls_descriptor& other) {
+      return other.key == d.key && other.value == d.value;
+    });
+    if (same != out.end()) {
+      error(element.mark(), element.path + ": key " + quote(d.key) +
+                                (d.value ? " with value " + quote(*d.value) : std::string{}) +
+                                " is already listed at line " + std::to_string(same->line));
+      continue;
+    }
+    out.push_back(std::move(d));
+  }
+}
+
+void loader::load_rls_descriptor(const field& f, rls_descriptor& d) {
+  d.line = f.mark().line + 1;
+  std::string key;
+  const key_reader readers[] = {
+      // Keys go into store keys and metric labels: identifiers only (values never do).
+      {"key", [&](const field& v) { assign(key, read_identifier(v)); }, true},
+      {"value",
+       [&](const field& v) {
+         auto value = read_name(v);
+         if (value) d.value = std::move(*value);
+       }},
+      {"rate_limit",
+       [&](const field& v) {
+         rls_rate_limit r;
+         load_rls_rate_limit(v, r);
+         d.rate_limit = std::move(r);
+       }},
+      {"shadow_mode", [&](const field& v) { assign(d.shadow_mode, read_bool(v)); }},
+      {"descriptors", [&](const field& v) { load_rls_descriptors(v, d.descriptors); }},
+  };
+  read_keys(f, readers);
+  d.key = std::move(key);
+}
+
+void loader::load_rls_rate_limit(const field& f, rls_rate_limit& r) {
+  std::optional<field> unit, window, requests, burst;
+  bool algorithm_valid = true;
+  bool algorithm_given = false;
+  const key_reader readers[] = {
+      {"name", [&](const field& v) { assign(r.name, read_identifier(v)); }},
+      {"unit",
+       [&](const field& v) {
+         unit = v;
+         auto u = read_choice(v, rls_unit_choices);
+         if (u) {
+           r.unit = *u;
+           r.window = length_of(*u);
+         }
+       }},
+      {"window",
+       [&](const field& v) {
+         window = v;
+         auto w = read_duration(v, false);
+         if (w) {
+           r.window = *w;
+           r.unit = unit_of(*w);
+         }
+       }},
+      {"requests_per_unit",
+       [&](const field& v) {
+         requests = v;
+         assign(r.requests, read_integer(v, 1, std::numeric_limits<std::uint32_t>::max()));
+       }},
+      {"unlimited", [&](const field& v) { assign(r.unlimited, read_bool(v)); }},
+      {"algorithm",
+       [&](const field& v) {
+         algorithm_given = true;
+         auto a = read_choice(v, algorithm_choices);
+         algorithm_valid = a.has_value();
+         assign(r.algorithm, a);
+       }},
+      {"burst",
+       [&](const field& v) {
+         burst = v;
+         r.burst = read_integer(v, 1, no_upper_bound);
+       }},
+      {"replaces",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         for (const field& element : *elements) {
+           std::string name;
+           const key_reader name_reader[] = {
+               {"name", [&](const field& n) { assign(name, read_identifier(n)); }, true}};
+           read_keys(element, name_reader);
+           if (!name.empty()) r.replaces.push_back(std::move(name));
+         }
+       }},
+  };
+  read_keys(f, readers);
+  if (unit && window)
+    error(window->mark(), window->path + ": give unit or window, not both");
+  if (r.unlimited) {
+    if (requests || unit || window || burst || algorithm_given)
+      error(f.mark(), f.path + ": an unlimited rate_limit takes no unit, window, "
+                               "requests_per_unit, algorithm or burst");
+    return;
+  }
+  if (!unit && !window)
+    error(f.mark(), f.path + ": missing unit (second, minute, hour, day, week, month, year) or window");
+  if (!requests) error(f.mark(), f.path + ": missing required key \"requests_per_unit\"");
+  if (burst && r.burst && algorithm_valid && !takes_burst(r.algorithm))
+    error(burst->mark(), burst->path + ": only gcra and token_bucket take a burst, not " +
+                             std::string{name_of(r.algorithm)});
+  // (Fixed windows and logs only count, so a year of them fits; the others multiply.)
+  const bool multiplies =
+      r.algorithm != limit_algorithm::fixed_window && r.algorithm != limit_algorithm::sliding_log;
+  if (multiplies && r.requests > 0 && r.window.count() > 0 &&
+      !fits_in_doubles(r.requests, r.burst, r.window))
+    error(f.mark(), f.path + ": requests × window is too large (at most 2^53 request-microseconds)");
+}
+
 load_result loader::load(std::string_view text) {
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string{text});
@@ -1306,8 +1575,10 @@ load_result loader::load(std::string_view text) {
     error(e.mark, "invalid YAML: " + e.msg);
   }
 
+  // The gateway file's problems first, then each domain file's, each in file order.
   std::stable_sort(problems_.begin(), problems_.end(), [](const problem& a, const problem& b) {
-    return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+    return std::tuple{!a.file.empty(), a.file, a.line, a.column} <
+           std::tuple{!b.file.empty(), b.file, b.line, b.column};
   });
   load_result result;
   bool has_error =
@@ -1326,7 +1597,8 @@ load_result load_string(std::string_view yaml) {
   } catch (const std::exception& e) {
     // Only resource exhaustion gets here; the caller still gets a result, not an exception.
     load_result result;
-    result.problems.push_back(problem{0, 0, std::string{"cannot load configuration: "} + e.what()});
+    result.problems.push_back(
+        problem{"", 0, 0, std::string{"cannot load configuration: "} + e.what()});
     return result;
   }
 }
@@ -1335,7 +1607,7 @@ load_result load_file(const std::string& path) {
   auto cannot_read = [](int err) {
     load_result result;
     result.problems.push_back(problem{
-        0, 0, "cannot read file: " + std::error_code{err, std::generic_category()}.message()});
+        "", 0, 0, "cannot read file: " + std::error_code{err, std::generic_category()}.message()});
     return result;
   };
 
@@ -1352,7 +1624,7 @@ load_result load_file(const std::string& path) {
 }
 
 std::string format_problem(std::string_view file, const problem& p) {
-  std::string out{file};
+  std::string out{p.file.empty() ? file : std::string_view{p.file}};
   if (p.line > 0) out += ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
   out += ": ";
   if (p.warning) out += "warning: ";

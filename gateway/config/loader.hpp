@@ -12,6 +12,7 @@
 namespace gw::config {
 
 struct problem {
+  std::string file;  // "" for the gateway file itself; else an RLS domain file it names
   int line = 0;    // 1-based; 0 when the problem has no position (file unreadable)
   int column = 0;  // 1-based
   std::string message;
@@ -28,7 +29,8 @@ struct load_result {
 load_result load_file(const std::string& path);
 load_result load_string(std::string_view yaml);
 
-// "FILE:LINE:COL: message" ("FILE:LINE:COL: warning: message" for warnings).
+// "FILE:LINE:COL: message" ("FILE:LINE:COL: warning: message" for warnings); FILE is `file`
+// unless the problem is in a file of its own.
 std::string format_problem(std::string_view file, const problem& p);
 
 }  // namespace gw::config

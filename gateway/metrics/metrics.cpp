@@ -122,6 +122,12 @@ registry::registry(std::size_t slots) : slots_(std::max<std::size_t>(1, slots)) 
         {"upstream", "kind"});
   setup(config_reloads_, "gateway_config_reloads_total", "Configuration reloads by result",
         {"result"});
+  setup(rls_requests_, "gateway_rls_requests_total",
+        "Rate limit service calls (ShouldRateLimit) by domain and overall code", {"domain", "code"});
+  setup(rls_duration_, "gateway_rls_duration_seconds",
+        "Time from a rate limit service call's arrival to its answer", {"domain"});
+  rls_duration_.is_histogram = true;
+  rls_duration_.bounds = latency_buckets;
 }
 
 counter* registry::counter_of(family& f, label_values values) {
@@ -171,6 +177,12 @@ counter* registry::upstream_errors(std::string_view upstream, std::string_view k
 }
 counter* registry::config_reloads(bool success) {
   return counter_of(config_reloads_, {success ? "success" : "failure"});
+}
+counter* registry::rls_requests(std::string_view domain, std::string_view code) {
+  return counter_of(rls_requests_, {std::string{domain}, std::string{code}});
+}
+histogram* registry::rls_duration(std::string_view domain) {
+  return histogram_of(rls_duration_, {std::string{domain}});
 }
 
 void registry::set_connections_active(std::function<double()> read) {
@@ -246,7 +258,7 @@ std::string registry::render() const {
          {&requests_, &request_duration_, &ratelimit_checks_, &ratelimit_failures_,
           &local_cache_hits_, &store_duration_, &store_errors_, &redis_batch_,
           &redis_batch_checks_, &upstream_requests_, &upstream_duration_, &upstream_errors_,
-          &config_reloads_}) {
+          &config_reloads_, &rls_requests_, &rls_duration_}) {
       MetricFamily out{f->name, f->help, f->is_histogram ? MetricType::Histogram : MetricType::Counter, {}};
       auto labels_of = [&](const label_values& values) {
         std::vector<ClientMetric::Label> labels;

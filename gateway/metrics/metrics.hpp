@@ -106,6 +106,8 @@ class registry {
   histogram* upstream_duration(std::string_view upstream);
   counter* upstream_errors(std::string_view upstream, std::string_view kind);
   counter* config_reloads(bool success);
+  counter* rls_requests(std::string_view domain, std::string_view code);
+  histogram* rls_duration(std::string_view domain);
 
   // Values read at scrape time from their owners.
   void set_connections_active(std::function<double()> read);
@@ -130,7 +132,7 @@ class registry {
   mutable std::mutex mutex_;  // resolution and scrapes only, never the request path
   family requests_, request_duration_, ratelimit_checks_, ratelimit_failures_, local_cache_hits_,
       store_duration_, store_errors_, redis_batch_, redis_batch_checks_, upstream_requests_, upstream_duration_,
-      upstream_errors_, config_reloads_;
+      upstream_errors_, config_reloads_, rls_requests_, rls_duration_;
   std::function<double()> connections_active_, memory_store_evictions_;
 };
 
