@@ -1598,7 +1598,7 @@ load_result load_string(std::string_view yaml) {
     // Only resource exhaustion gets here; the caller still gets a result, not an exception.
     load_result result;
     result.problems.push_back(
-        problem{"", 0, 0, std::string{"cannot load configuration: "} + e.what()});
+        problem{0, 0, std::string{"cannot load configuration: "} + e.what(), false, ""});
     return result;
   }
 }
@@ -1607,7 +1607,8 @@ load_result load_file(const std::string& path) {
   auto cannot_read = [](int err) {
     load_result result;
     result.problems.push_back(problem{
-        "", 0, 0, "cannot read file: " + std::error_code{err, std::generic_category()}.message()});
+        0, 0, "cannot read file: " + std::error_code{err, std::generic_category()}.message(),
+        false, ""});
     return result;
   };
 

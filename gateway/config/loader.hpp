@@ -12,11 +12,11 @@
 namespace gw::config {
 
 struct problem {
-  std::string file;  // "" for the gateway file itself; else an RLS domain file it names
   int line = 0;    // 1-based; 0 when the problem has no position (file unreadable)
   int column = 0;  // 1-based
   std::string message;
   bool warning = false;  // warnings do not make the file invalid
+  std::string file;      // "" for the gateway file itself; else an RLS domain file it names
 };
 
 struct load_result {

@@ -694,12 +694,15 @@ server:
 }
 
 TEST(config_loader, format_problem_forms) {
-  EXPECT_EQ(format_problem("conf/gateway.yaml", problem{3, 5, "unknown key \"listn\" in server"}),
+  EXPECT_EQ(format_problem("conf/gateway.yaml", problem{3, 5, "unknown key \"listn\" in server", false, ""}),
             "conf/gateway.yaml:3:5: unknown key \"listn\" in server");
-  EXPECT_EQ(format_problem("g.yaml", problem{0, 0, "cannot read file: No such file or directory"}),
+  EXPECT_EQ(format_problem("g.yaml", problem{0, 0, "cannot read file: No such file or directory", false, ""}),
             "g.yaml: cannot read file: No such file or directory");
-  EXPECT_EQ(format_problem("g.yaml", problem{7, 2, "plain key", true}),
+  EXPECT_EQ(format_problem("g.yaml", problem{7, 2, "plain key", true, ""}),
             "g.yaml:7:2: warning: plain key");
+  // A problem in a domain file names that file.
+  EXPECT_EQ(format_problem("g.yaml", problem{4, 5, "unknown key", false, "conf/rls/edge.yaml"}),
+            "conf/rls/edge.yaml:4:5: unknown key");
 }
 
 TEST(config_loader, load_file_reports_an_unreadable_file) {
