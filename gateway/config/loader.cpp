@@ -237,6 +237,8 @@ void assign(T& target, const std::optional<U>& value) {
 
 class loader {
  public:
+  // `base_dir`: where relative paths in the file (rls.config) start; "" = the working directory.
+  explicit loader(std::string base_dir = {}) : base_dir_(std::move(base_dir)) {}
   load_result load(std::string_view text);
 
  private:
@@ -296,6 +298,7 @@ class loader {
 
   gateway_config config_;
   std::vector<problem> problems_;
+  std::string base_dir_;
   std::string current_file_;  // "" while reading the gateway file, else the domain file's path
   std::vector<upstream_ref> upstream_refs_;
   std::vector<name_ref> consumer_refs_;
@@ -1362,9 +1365,14 @@ void loader::load_rls_files(const field& paths) {
   }
   std::map<std::string, std::string, std::less<>> domain_files;  // domain -> first file
   for (const field& element : elements) {
-    auto path = read_name(element);
-    if (!path) continue;
-    config_.rls->config.push_back(*path);
+    auto written = read_name(element);
+    if (!written) continue;
+    config_.rls->config.push_back(*written);
+    // Relative to the gateway file's folder, as nginx's include is to its conf folder: the
+    // same file works whatever the working directory.
+    auto path = written;
+    if (std::filesystem::path(*written).is_relative() && !base_dir_.empty())
+      path = (std::filesystem::path(base_dir_) / *written).lexically_normal().string();
     std::vector<std::string> files;
     std::error_code ec;
     if (std::filesystem::is_directory(*path, ec)) {
@@ -1590,9 +1598,11 @@ load_result loader::load(std::string_view text) {
 
 }  // namespace
 
-load_result load_string(std::string_view yaml) {
+namespace {
+
+load_result load_text(std::string_view yaml, std::string base_dir) {
   try {
-    loader l;
+    loader l{std::move(base_dir)};
     return l.load(yaml);
   } catch (const std::exception& e) {
     // Only resource exhaustion gets here; the caller still gets a result, not an exception.
@@ -1602,6 +1612,10 @@ load_result load_string(std::string_view yaml) {
     return result;
   }
 }
+
+}  // namespace
+
+load_result load_string(std::string_view yaml) { return load_text(yaml, ""); }
 
 load_result load_file(const std::string& path) {
   auto cannot_read = [](int err) {
@@ -1621,7 +1635,7 @@ load_result load_file(const std::string& path) {
   while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
   // A directory opens fine on Linux and fails on the first read (EISDIR).
   if (std::ferror(file.get())) return cannot_read(errno);
-  return load_string(text);
+  return load_text(text, std::filesystem::path(path).parent_path().string());
 }
 
 std::string format_problem(std::string_view file, const problem& p) {

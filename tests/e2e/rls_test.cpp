@@ -483,12 +483,69 @@ TEST(rls_redis, one_limit_across_gateways_and_the_failure_modes) {
                    {R"(domain="edge")", R"(code="error")"}),
             1);
   grpc::health::v1::HealthCheckResponse h;
-  ASSERT_TRUE(eventually(
+  auto serving = [&](grpc::health::v1::HealthCheckResponse::ServingStatus wanted) {
+    return eventually(
+        [&] {
+          return b.health("envoy.service.ratelimit.v3.RateLimitService", h).ok() &&
+                 h.status() == wanted;
+        },
+        10s);
+  };
+  EXPECT_TRUE(serving(grpc::health::v1::HealthCheckResponse::NOT_SERVING));
+  // The process itself stays SERVING.
+  ASSERT_TRUE(b.health("", h).ok());
+  EXPECT_EQ(h.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  redis.start();
+  EXPECT_TRUE(serving(grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_TRUE(eventually(
       [&] {
-        return b.health("envoy.service.ratelimit.v3.RateLimitService", h).ok() &&
-               h.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+        response r;
+        return b.ask(rls_client::request_of({"edge", {{{"remote_address", "10.2.0.10"}}}}), r)
+                   .ok() &&
+               r.overall_code() == response::OK;
       },
       10s));
 }
+
+class rls_algorithm_test : public ::testing::TestWithParam<std::string> {};
+
+// Every algorithm, two gateways of two workers each on one Redis, eight client threads at once:
+// exactly the limit is admitted.
+TEST_P(rls_algorithm_test, exact_across_two_gateways_under_concurrent_calls) {
+  redis_server redis;
+  domain_folder folder;
+  folder.write("edge.yaml", "domain: edge\ndescriptors:\n  - key: k\n    rate_limit: { algorithm: " +
+                                GetParam() + ", unit: hour, requests_per_unit: 20 }\n");
+  const std::string storage = "storage:\n  backend: redis\n  redis:\n    address: 127.0.0.1:" +
+                              std::to_string(redis.port()) + "\n";
+  rls_ports pa, pb;
+  gateway_process a{gateway_binary(), gateway_yaml(pa, folder.path(), "", storage)};
+  gateway_process b{gateway_binary(), gateway_yaml(pb, folder.path(), "", storage)};
+  a.wait_ready(pa.admin);
+  b.wait_ready(pb.admin);
+  std::atomic<int> ok{0}, over{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      rls_client client{t % 2 ? pa.rls : pb.rls};
+      for (int i = 0; i < 15; ++i) {
+        response r;
+        const auto status = client.ask(rls_client::request_of({"edge", {{{"k", "shared"}}}}), r);
+        if (!status.ok())
+          failed++;
+        else
+          (r.overall_code() == response::OK ? ok : over)++;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ok.load(), 20);
+  EXPECT_EQ(over.load(), 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(every_algorithm, rls_algorithm_test,
+                         ::testing::Values("fixed_window", "sliding_window", "sliding_log",
+                                           "token_bucket", "gcra"));
 
 }  // namespace
