@@ -299,6 +299,7 @@ class loader {
   gateway_config config_;
   std::vector<problem> problems_;
   std::string base_dir_;
+  YAML::Mark rls_mark_;
   std::string current_file_;  // "" while reading the gateway file, else the domain file's path
   std::vector<upstream_ref> upstream_refs_;
   std::vector<name_ref> consumer_refs_;
@@ -630,6 +631,11 @@ void loader::load_root(const YAML::Node& root) {
       {"rls", [&](const field& f) { load_rls(f); }},
   };
   read_keys(field{"", root, root}, readers);
+  // gRPC and HTTP on one port would split connections between them (SO_REUSEPORT).
+  if (config_.rls && (config_.rls->listen == config_.server.listen ||
+                      config_.rls->listen == config_.admin.listen))
+    error(rls_mark_, "rls.listen " + config_.rls->listen.to_string() +
+                         " is also the server's or the admin's address");
   check_upstream_refs();
   check_consumer_refs();
 }
@@ -1349,6 +1355,7 @@ void loader::load_rls(const field& f) {
   // Without `headers`, the IETF fields only (what Envoy's own filter would add is up to it).
   settings.legacy_headers = false;
   read_keys(f, readers);
+  rls_mark_ = f.mark();
   config_.rls = std::move(settings);
   if (paths) load_rls_files(*paths);
 }
@@ -1438,7 +1445,18 @@ void loader::load_domain_file(const std::string& path, const YAML::Node& root) {
   rls_domain d;
   d.file = path;
   const key_reader readers[] = {
-      {"domain", [&](const field& v) { assign(d.domain, read_name(v)); }, true},
+      {"domain",
+       [&](const field& v) {
+         // Into store keys and metric labels: an identifier; "unknown" names the series of
+         // calls to domains no file defines.
+         auto name = read_identifier(v);
+         if (name && *name == "unknown") {
+           error(v.mark(), v.path + ": \"unknown\" is reserved (the metrics of unknown domains)");
+           return;
+         }
+         assign(d.domain, name);
+       },
+       true},
       {"descriptors", [&](const field& v) { load_rls_descriptors(v, d.descriptors); }},
   };
   read_keys(field{"", root, root}, readers);
@@ -1457,8 +1475,9 @@ void loader::load_rls_descriptors(const field& f, std::vector<rls_descriptor>& o
       return other.key == d.key && other.value == d.value;
     });
     if (same != out.end()) {
+      // (Values may be secrets: the message names the line, not the value.)
       error(element.mark(), element.path + ": key " + quote(d.key) +
-                                (d.value ? " with value " + quote(*d.value) : std::string{}) +
+                                (d.value ? " with the same value" : std::string{}) +
                                 " is already listed at line " + std::to_string(same->line));
       continue;
     }
@@ -1563,6 +1582,9 @@ void loader::load_rls_rate_limit(const field& f, rls_rate_limit& r) {
   // (Fixed windows and logs only count, so a year of them fits; the others multiply.)
   const bool multiplies =
       r.algorithm != limit_algorithm::fixed_window && r.algorithm != limit_algorithm::sliding_log;
+  if (!multiplies && r.window.count() > 0 &&
+      static_cast<std::uint64_t>(r.window.count()) > max_request_microseconds / 1000)
+    error(f.mark(), f.path + ": the window is too long (at most 2^53 microseconds)");
   if (multiplies && r.requests > 0 && r.window.count() > 0 &&
       !fits_in_doubles(r.requests, r.burst, r.window))
     error(f.mark(), f.path + ": requests × window is too large (at most 2^53 request-microseconds)");

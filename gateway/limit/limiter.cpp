@@ -16,19 +16,33 @@ limiter::limiter(std::shared_ptr<store::store> store, metrics::registry* metrics
 
 bool limiter::answered_from_cache(request_limits& r, const judging& how) {
   // Only a store that is a round trip away is worth a cache; a key it recently called over its
-  // limit is answered here until the moment it could pass.
+  // limit is answered here until the moment it could pass. Shadow limits are never remembered
+  // (their rejection must not stop the enforced ones being counted), so whatever the cache holds
+  // is enforced.
   if (!how.local_cache || !store_->caches_rejections()) return false;
-  std::size_t blocked = 0;
   r.result.error = store::error_kind::none;
   r.result.decisions.clear();
+  std::size_t blocked = 0;
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
-    if (auto d = over_limit_.lookup(r.checks[i].key, how.now)) {
-      r.applied[blocked++] = r.applied[i];
-      r.result.decisions.push_back(*d);
-    }
+    auto d = over_limit_.lookup(r.checks[i].key, how.now, r.checks[i].policy.cost);
+    r.result.decisions.push_back(d.value_or(algorithms::decision{true, 0, 0, 0}));
+    if (d) ++blocked;
   }
-  if (blocked == 0) return false;
-  r.applied.resize(blocked);
+  // Unless the front end takes a rejection without every limit's numbers, all must be cached.
+  const bool answer = blocked > 0 && (how.cache_answers_alone || blocked == r.checks.size());
+  if (!answer) {
+    r.result.decisions.clear();
+    return false;
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    if (r.result.decisions[i].admitted) continue;
+    r.applied[kept] = r.applied[i];
+    r.result.decisions[kept] = r.result.decisions[i];
+    ++kept;
+  }
+  r.applied.resize(kept);
+  r.result.decisions.resize(kept);
   if (local_cache_hits_) local_cache_hits_->inc(slot_);
   return true;
 }
@@ -42,7 +56,9 @@ void limiter::record_store_call(const request_limits& r, const judging& how,
   }
   if (how.local_cache && store_->caches_rejections() && r.result.ok())
     for (std::size_t i = 0; i < r.checks.size(); ++i)
-      over_limit_.remember(r.checks[i].key, how.now, r.result.decisions[i]);
+      if (!r.applied[i].shadow)
+        over_limit_.remember(r.checks[i].key, how.now, r.result.decisions[i],
+                             r.checks[i].policy.cost);
 }
 
 outcome limiter::conclude(request_limits& r, const judging& how) {

@@ -38,6 +38,10 @@ struct judging {
   micros now = 0;                  // the request's arrival, microseconds on the steady clock
   config::failure_mode on_failure = config::failure_mode::open;
   bool local_cache = true;         // storage.local_cache (used when the store is shared)
+  // True: a request the cache knows is over one limit is answered from it alone (the proxy's
+  // 429 needs nothing else). False: only when every limit is cached, so that each gets its
+  // numbers (the rate limit service answers a status per descriptor).
+  bool cache_answers_alone = true;
   bool ietf_headers = true;
   bool legacy_headers = false;
 };

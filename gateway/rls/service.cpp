@@ -99,13 +99,20 @@ asio::awaitable<void> answer(const lane& l, std::shared_ptr<const domain_set> do
         entries[i].push_back({e.key(), e.value()});
       matched[i] = d->match(entries[i]);
     }
-    // A matched limit that names others in `replaces` takes their place.
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!matched[i]) continue;
-      for (const auto& name : matched[i]->source->replaces)
-        for (std::size_t j = 0; j < n; ++j)
-          if (j != i && matched[j] && matched[j] != matched[i] && matched[j]->limit.name == name)
-            matched[j] = nullptr;
+    // A matched limit that names others in `replaces` takes their place. The names are all
+    // collected first, so that the order of the descriptors does not matter.
+    std::vector<std::string_view> replaced;
+    for (const auto* m : matched)
+      if (m)
+        for (const auto& name : m->source->replaces) replaced.push_back(name);
+    for (auto*& m : matched) {
+      if (!m) continue;
+      const bool replaces_itself = std::find(m->source->replaces.begin(),
+                                             m->source->replaces.end(),
+                                             m->limit.name) != m->source->replaces.end();
+      if (!replaces_itself &&
+          std::find(replaced.begin(), replaced.end(), m->limit.name) != replaced.end())
+        m = nullptr;
     }
 
     limit::request_limits r;
@@ -146,6 +153,7 @@ asio::awaitable<void> answer(const lane& l, std::shared_ptr<const domain_set> do
                     arrived.time_since_epoch()).count();
       how.on_failure = settings.on_failure;
       how.local_cache = domains->local_cache();
+      how.cache_answers_alone = false;  // every descriptor gets its status
       how.ietf_headers = settings.ietf_headers;
       how.legacy_headers = settings.legacy_headers;
       const auto result = co_await l.limiter->decide(r, how);
@@ -153,7 +161,9 @@ asio::awaitable<void> answer(const lane& l, std::shared_ptr<const domain_set> do
         status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "rate limit store unavailable");
         code = rls_code::error;
       } else if (result == limit::outcome::failed_open) {
+        // Nothing is known of the limits: plain OK, as for a descriptor without one.
         code = rls_code::error;
+        for (auto& st : *resp.mutable_statuses()) st.clear_current_limit();
       } else {
         for (std::size_t k = 0; k < r.applied.size(); ++k) {
           const auto& a = r.applied[k];
@@ -193,14 +203,19 @@ class service::rate_limit_handler final : public rlsv3::RateLimitService::Callba
                                             response* resp) override {
     auto* reactor = context->DefaultReactor();
     const auto arrived = clock::now();
-    if (auto problem = invalid(*req)) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, *problem));
-      return reactor;
-    }
     auto domains = owner_.domains_.load();
     const auto& l =
         owner_.lanes_[owner_.next_lane_.fetch_add(1, std::memory_order_relaxed) %
                       owner_.lanes_.size()];
+    if (auto problem = invalid(*req)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, *problem));
+      // Counted on the worker: a metric slot has one writer.
+      asio::post(*l.io, [&l, domains = std::move(domains)] {
+        if (auto* c = domains->unknown().requests(static_cast<std::size_t>(rls_code::error)))
+          c->inc(l.slot);
+      });
+      return reactor;
+    }
     // The request and response live until Finish: the worker may use them until then.
     asio::post(*l.io, [&l, domains = std::move(domains), req, resp, reactor, arrived]() mutable {
       asio::co_spawn(*l.io, answer(l, std::move(domains), *req, *resp, reactor, arrived),
@@ -255,6 +270,8 @@ service::~service() {
 void service::start(const config::endpoint& listen) {
   grpc::ServerBuilder builder;
   int port = 0;
+  // gRPC would share a port taken by another process (SO_REUSEPORT) and split its calls.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(rate_limit_.get());
   builder.RegisterService(health_.get());

@@ -157,7 +157,7 @@ descriptors:
     rate_limit: { unit: hour, requests_per_unit: 1 }
   # Ours: any window, any algorithm, a burst.
   - key: bucket
-    rate_limit: { algorithm: token_bucket, window: 10s, requests_per_unit: 1, burst: 3 }
+    rate_limit: { algorithm: token_bucket, window: 1h, requests_per_unit: 1, burst: 3 }
   - key: odd_window
     rate_limit: { window: 90s, requests_per_unit: 2 }
   # replaces: a specific limit takes the place of a general one when both match.
@@ -275,6 +275,10 @@ TEST_F(rls_test, unlimited_shadow_and_replaces) {
     EXPECT_FALSE(r.statuses(0).has_current_limit());
     EXPECT_EQ(r.statuses(1).current_limit().name(), "vip_user");
   }
+  // The order of the descriptors does not matter.
+  const auto reversed = client.ask({"edge", {{{"vip", "u3"}}, {{"user", "u3"}}}});
+  EXPECT_EQ(reversed.statuses(0).current_limit().name(), "vip_user");
+  EXPECT_FALSE(reversed.statuses(1).has_current_limit());
   // Alone, per_user applies.
   std::vector<int> codes;
   for (int i = 0; i < 3; ++i)
@@ -295,6 +299,8 @@ TEST_F(rls_test, hits_addend_from_the_request_or_the_descriptor) {
   EXPECT_EQ(r.statuses(0).limit_remaining(), 2u);
   r = client.ask({"edge", {{{"remote_address", "10.1.0.2"}}}, 0});
   EXPECT_EQ(r.statuses(0).limit_remaining(), 1u);
+  r = client.ask({"edge", {{{"remote_address", "10.1.0.2"}}}, 2, {std::uint64_t{0}}});
+  EXPECT_EQ(r.statuses(0).limit_remaining(), 0u);  // the descriptor's 0 is 1, not the request's 2
   // A cost far above the limit is over, not an overflow.
   r = client.ask({"edge", {{{"remote_address", "10.1.0.3"}}}, 0, {std::uint64_t{1} << 63}});
   EXPECT_EQ(r.statuses(0).code(), response::OVER_LIMIT);
@@ -366,6 +372,7 @@ TEST_F(rls_test, health_and_metrics) {
             4);
   const auto text =
       request(ports.admin, "GET", "/metrics", {}, {}, std::chrono::seconds(2)).body;
+  EXPECT_NE(text.find("gateway_rls_requests_total{"), std::string::npos);
   EXPECT_EQ(text.find("secret-10.7.7.7"), std::string::npos);
 }
 
@@ -408,7 +415,9 @@ TEST_F(rls_test, sighup_reloads_the_domain_files_all_or_nothing) {
   EXPECT_EQ(client.ask({"extra", {{{"k", "v"}}}}).statuses(0).current_limit().requests_per_unit(),
             9u);
 
-  // A broken file changes nothing: both domains stay as they were.
+  // A broken file changes nothing: both domains stay as they were, though edge.yaml changed too.
+  changed.replace(changed.find("requests_per_unit: 7"), 20, "requests_per_unit: 8");
+  folder.write("edge.yaml", changed);
   folder.write("extra.yaml", "domain: extra\ndescriptors:\n  - key: k\n    colour: blue\n");
   gateway->send_signal(SIGHUP);
   ASSERT_TRUE(eventually(
@@ -420,6 +429,9 @@ TEST_F(rls_test, sighup_reloads_the_domain_files_all_or_nothing) {
       << gateway->stderr_text();
   EXPECT_EQ(client.ask({"extra", {{{"k", "v"}}}}).statuses(0).current_limit().requests_per_unit(),
             9u);
+  EXPECT_EQ(client.ask({"edge", {{{"remote_address", "r"}}}}).statuses(0).current_limit()
+                .requests_per_unit(),
+            7u);
 }
 
 TEST(rls_config, check_config_reports_domain_file_problems_with_their_position) {

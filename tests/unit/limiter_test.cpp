@@ -188,4 +188,90 @@ TEST_F(fixture, a_key_over_its_limit_is_answered_locally_until_it_could_pass) {
   EXPECT_EQ(store->calls, 6);
 }
 
+TEST_F(fixture, a_cached_shadow_rejection_never_stops_the_enforced_limits) {
+  auto store = std::make_shared<distant_store>(memory);
+  limit::limiter limiter{store, nullptr, 0};
+  limit::request_limits r;
+  limit::judging how;
+  how.now = now;
+  config::limit enforced = per_ip;
+  enforced.name = "per_key";
+  auto both = [&] {
+    r.checks = {{"rl:{t:shadow:s}", policy}, {"rl:{t:per_key:e}", policy}};
+    r.applied = {{&per_ip, policy, 0, true}, {&enforced, policy, 1, false}};
+  };
+  // The shadow key alone goes over first.
+  for (int i = 0; i < 4; ++i) {
+    r.checks = {{"rl:{t:shadow:s}", policy}};
+    r.applied = {{&per_ip, policy, 0, true}};
+    decide(limiter, r, how);
+  }
+  // Both together: the enforced one is still counted by the store, three times, then rejected.
+  std::vector<limit::outcome> seen;
+  for (int i = 0; i < 4; ++i) {
+    both();
+    seen.push_back(decide(limiter, r, how));
+  }
+  const std::vector<limit::outcome> expected = {
+      limit::outcome::shadow_limited, limit::outcome::shadow_limited,
+      limit::outcome::shadow_limited, limit::outcome::limited};
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(store->calls, 8);
+}
+
+TEST_F(fixture, a_costly_rejection_in_the_cache_does_not_refuse_a_cheaper_request) {
+  auto store = std::make_shared<distant_store>(memory);
+  limit::limiter limiter{store, nullptr, 0};
+  limit::request_limits r;
+  limit::judging how;
+  how.now = now;
+  auto with_cost = [&](std::uint64_t cost) {
+    auto p = policy;
+    p.cost = cost;
+    r.checks = {{"rl:{t:per_ip:cost}", p}};
+    r.applied = {{&per_ip, p, 0, false}};
+    return decide(limiter, r, how);
+  };
+  EXPECT_EQ(with_cost(1), limit::outcome::admitted);  // 2 left
+  EXPECT_EQ(with_cost(3), limit::outcome::limited);   // remembered with cost 3
+  EXPECT_EQ(with_cost(3), limit::outcome::limited);
+  EXPECT_EQ(store->calls, 2);                           // the second from the cache
+  EXPECT_EQ(with_cost(1), limit::outcome::admitted);  // asks the store, and fits
+  EXPECT_EQ(store->calls, 3);
+}
+
+TEST_F(fixture, the_cache_narrows_a_rejection_to_the_cached_limits_or_asks_for_all) {
+  auto store = std::make_shared<distant_store>(memory);
+  limit::limiter limiter{store, nullptr, 0};
+  limit::request_limits r;
+  limit::judging how;
+  how.now = now;
+  config::limit other = per_ip;
+  other.name = "per_route";
+  for (int i = 0; i < 4; ++i) {
+    r.checks = {{"rl:{t:per_ip:full}", policy}};
+    r.applied = {{&per_ip, policy, 0, false}};
+    decide(limiter, r, how);
+  }
+  auto both = [&] {
+    r.checks = {{"rl:{t:per_route:r}", policy}, {"rl:{t:per_ip:full}", policy}};
+    r.applied = {{&other, policy, 0, false}, {&per_ip, policy, 1, false}};
+  };
+  const int before = store->calls;
+  both();
+  EXPECT_EQ(decide(limiter, r, how), limit::outcome::limited);
+  EXPECT_EQ(store->calls, before);  // the proxy's way: the cached rejection alone
+  ASSERT_EQ(r.applied.size(), 1u);
+  EXPECT_EQ(r.applied[0].index, 1u);
+  EXPECT_EQ(r.v.deciding, 0u);
+
+  how.cache_answers_alone = false;  // the rate limit service's way: every limit's numbers
+  both();
+  EXPECT_EQ(decide(limiter, r, how), limit::outcome::limited);
+  EXPECT_EQ(store->calls, before + 1);
+  ASSERT_EQ(r.applied.size(), 2u);
+  EXPECT_TRUE(r.result.decisions[0].admitted);
+  EXPECT_EQ(r.result.decisions[0].remaining, 2u);  // per_route: counted once, now
+}
+
 }  // namespace
