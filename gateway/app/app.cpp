@@ -134,7 +134,7 @@ class application {
 
   std::shared_ptr<const rls::domain_set> rls_domains(const config::gateway_config& cfg) {
     return std::make_shared<const rls::domain_set>(*cfg.rls, cfg.storage.redis.key_prefix,
-                                                   cfg.storage.local_cache,
+                                                   cfg.storage.local_cache, cfg.storage.lease,
                                                    opts_.metrics ? &metrics_ : nullptr);
   }
 

@@ -89,8 +89,15 @@ struct redis_settings {
   unsigned connections_per_worker = 1;
 };
 
+// storage.lease (SPEC 12): a worker takes several units of a hot key in one store call.
+struct lease_settings {
+  std::uint64_t max_units = 64;  // most units one worker holds for one key
+  duration max_duration = 50ms;  // most time a lease lives (windows: also the window's end)
+};
+
 struct storage_settings {
   store_backend backend = store_backend::memory;
+  std::optional<lease_settings> lease;           // absent: every check goes to the store
   failure_mode on_failure = failure_mode::open;  // YAML: failure_mode
   bool local_cache = true;
   std::size_t memory_max_keys = 1'000'000;       // YAML: memory.max_keys
@@ -127,6 +134,7 @@ struct limit {
   duration window{0};
   std::optional<std::uint64_t> burst;  // gcra and token_bucket only; default = requests
   std::uint64_t cost = 1;
+  bool lease = true;  // false: never leased, even with storage.lease
   std::vector<limit_override> overrides;  // first match wins
 };
 

@@ -764,6 +764,7 @@ void loader::load_consumer(const field& f) {
 void loader::load_storage(const field& f) {
   storage_settings& s = config_.storage;
   std::optional<field> backend;
+  std::optional<field> lease_field;
   bool nodes_listed = false;  // given and not empty, even if an entry was invalid
   const key_reader readers[] = {
       {"backend",
@@ -786,8 +787,32 @@ void loader::load_storage(const field& f) {
          read_keys(v, memory_readers);
        }},
       {"redis", [&](const field& v) { load_redis(v, nodes_listed); }},
+      {"lease",
+       [&](const field& v) {
+         lease_settings lease;
+         const key_reader lease_readers[] = {
+             {"max_units", [&](const field& m) { assign(lease.max_units, read_integer(m, 1, 4096)); }},
+             {"max_duration",
+              [&](const field& m) {
+                auto d = read_duration(m, false);
+                if (d && *d > std::chrono::seconds(10)) {
+                  error(m.mark(), m.path + ": at most 10s (units held that long are units others "
+                                           "wait for)");
+                  return;
+                }
+                assign(lease.max_duration, d);
+              }},
+         };
+         read_keys(v, lease_readers);
+         lease_field = v;
+         s.lease = lease;
+       }},
   };
   read_keys(f, readers);
+  if (lease_field && s.backend == store_backend::memory)
+    warning(lease_field->mark(), lease_field->path +
+                                     ": the memory store answers at once; leases apply to redis "
+                                     "and redis_cluster only");
   if (backend && s.backend == store_backend::redis_cluster && !nodes_listed) {
     error(backend->mark(),
           backend->path + ": redis_cluster needs its seed nodes in storage.redis.nodes");
@@ -1112,6 +1137,7 @@ void loader::load_limit(const field& f, route& r,
            if (auto o = load_override(element)) overrides.push_back(std::move(*o));
          }
        }},
+      {"lease", [&](const field& v) { assign(l.lease, read_bool(v)); }},
   };
   read_keys(f, readers);
 

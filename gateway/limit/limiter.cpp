@@ -1,6 +1,9 @@
 // The limit pipeline shared by the proxy and the rate limit service (see limiter.hpp).
 #include "limit/limiter.hpp"
 
+#include <algorithm>
+#include <limits>
+
 namespace gw::limit {
 
 limiter::limiter(std::shared_ptr<store::store> store, metrics::registry* metrics,
@@ -12,6 +15,133 @@ limiter::limiter(std::shared_ptr<store::store> store, metrics::registry* metrics
   errors_ = {nullptr, metrics->store_errors(backend, "timeout"),
              metrics->store_errors(backend, "connection"), metrics->store_errors(backend, "reply")};
   local_cache_hits_ = metrics->local_cache_hits();
+  leases_taken_ = metrics->leases_taken();
+  units_leased_ = metrics->lease_units("leased");
+  units_used_ = metrics->lease_units("used");
+  units_returned_ = metrics->lease_units("returned");
+  lease_admitted_ = metrics->lease_admitted();
+}
+
+limiter::~limiter() {
+  // What is held goes back (queued on the store's connection, sent if the loop runs again).
+  release_expired(std::numeric_limits<micros>::max());
+}
+
+namespace {
+
+void inc(metrics::counter* c, std::size_t slot, std::uint64_t n = 1) {
+  if (c && n) c->inc(slot, n);
+}
+
+bool same_policy(const algorithms::policy& a, const algorithms::policy& b) {
+  return a.algo == b.algo && a.requests == b.requests && a.window == b.window &&
+         a.burst == b.burst;
+}
+
+}  // namespace
+
+void limiter::release_expired(micros now) {
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.expires > now) {
+      ++it;
+      continue;
+    }
+    if (it->second.units > 0) {
+      store_->release(it->first, it->second.policy.algo, it->second.units,
+                      it->second.window_start);
+      inc(units_returned_, slot_, it->second.units);
+    }
+    it = leases_.erase(it);
+  }
+}
+
+// Every check of the request has a live lease of this worker with the units for it: admitted
+// here, no store call. (A request with some limits leased and some not goes to the store whole:
+// its leased units stay held, which can only admit less.)
+bool limiter::answered_from_leases(request_limits& r, const judging& how) {
+  if (!how.lease || leases_.empty()) return false;
+  if (how.now >= next_sweep_) {
+    release_expired(how.now);
+    next_sweep_ = how.now + std::chrono::duration_cast<std::chrono::microseconds>(
+                                how.lease->max_duration).count();
+  }
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    const auto it = leases_.find(r.checks[i].key);
+    if (it == leases_.end()) return false;
+    const auto& held = it->second;
+    if (held.expires <= how.now || held.units < r.checks[i].policy.cost ||
+        !same_policy(held.policy, r.checks[i].policy))
+      return false;
+  }
+  r.result.error = store::error_kind::none;
+  r.result.decisions.clear();
+  r.result.leases.clear();
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    auto& held = leases_.find(r.checks[i].key)->second;
+    const auto cost = r.checks[i].policy.cost;
+    held.units -= cost;
+    inc(units_used_, slot_, cost);
+    // What the store said when the lease was taken, plus what this worker still holds: never
+    // above the store's own count, give or take these units.
+    algorithms::decision d = held.taken;
+    d.admitted = true;
+    d.remaining = held.taken.remaining + held.units;
+    d.retry_after = 0;
+    r.result.decisions.push_back(d);
+  }
+  inc(lease_admitted_, slot_);
+  return true;
+}
+
+// For hot keys of leasable limits, ask the store for several units at once: as many as the key
+// was seen in the last lease period, twice over, at most max_units (the store then takes at
+// most a quarter of what is left, so near the limit a lease shrinks to the request itself).
+void limiter::ask_for_leases(request_limits& r, const judging& how) {
+  for (auto& c : r.checks) c.lease_want = 0;
+  if (!how.lease) return;
+  const auto period =
+      std::chrono::duration_cast<std::chrono::microseconds>(how.lease->max_duration).count();
+  if (heat_.size() > 65536) heat_.clear();  // bounded; only the hot keys come back at once
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    auto& c = r.checks[i];
+    if (!r.applied[i].limit->lease || !store_->leases(c.policy.algo)) continue;
+    auto& h = heat_[c.key];
+    if (how.now - h.since >= period) {
+      h.last_hits = how.now - h.since < 2 * period ? h.hits : 0;
+      h.hits = 0;
+      h.since = how.now;
+    }
+    ++h.hits;
+    const std::uint64_t seen = std::max(h.hits, h.last_hits);
+    if (seen < 2) continue;  // seen once: an ordinary check
+    c.lease_want = std::min<std::uint64_t>(how.lease->max_units, 2 * seen) * c.policy.cost;
+    c.lease_max = period;
+  }
+}
+
+void limiter::keep_leases(request_limits& r, const judging& how, outcome o) {
+  if (r.result.leases.empty()) return;
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    const auto& grant = r.result.leases[i];
+    if (grant.granted == 0) continue;
+    const auto cost = r.checks[i].policy.cost;
+    auto& held = leases_[r.checks[i].key];
+    if (held.units > 0) {  // an older lease of this key, not enough for this request: back
+      store_->release(r.checks[i].key, held.policy.algo, held.units, held.window_start);
+      inc(units_returned_, slot_, held.units);
+    }
+    held.policy = r.checks[i].policy;
+    held.window_start = grant.window_start;
+    // From the request's arrival, before the store took the units: it ends here first.
+    held.expires = how.now + grant.life;
+    held.taken = r.result.decisions[i];
+    // The request spent `cost` of it, unless another limit rejected the request.
+    held.units = o == outcome::admitted || o == outcome::shadow_limited ? grant.granted - cost
+                                                                       : grant.granted;
+    inc(leases_taken_, slot_);
+    inc(units_leased_, slot_, grant.granted);
+    if (held.units < grant.granted) inc(units_used_, slot_, cost);
+  }
 }
 
 bool limiter::answered_from_cache(request_limits& r, const judging& how) {
@@ -75,20 +205,26 @@ outcome limiter::conclude(request_limits& r, const judging& how) {
 }
 
 std::optional<outcome> limiter::decide_now(request_limits& r, const judging& how) {
+  if (answered_from_leases(r, how)) return conclude(r, how);
   if (answered_from_cache(r, how)) return conclude(r, how);
+  ask_for_leases(r, how);
   const auto asked = std::chrono::steady_clock::now();
   auto answered = store_->try_check_now(r.checks);
   if (!answered) return std::nullopt;
   r.result = std::move(*answered);
   record_store_call(r, how, asked);
-  return conclude(r, how);
+  const auto o = conclude(r, how);
+  keep_leases(r, how, o);
+  return o;
 }
 
 boost::asio::awaitable<outcome> limiter::ask_store(request_limits& r, const judging& how) {
   const auto asked = std::chrono::steady_clock::now();
   r.result = co_await store_->check(r.checks);
   record_store_call(r, how, asked);
-  co_return conclude(r, how);
+  const auto o = conclude(r, how);
+  if (r.result.ok()) keep_leases(r, how, o);
+  co_return o;
 }
 
 boost::asio::awaitable<outcome> limiter::decide(request_limits& r, const judging& how) {

@@ -16,6 +16,8 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace gw::limit {
@@ -44,12 +46,15 @@ struct judging {
   bool cache_answers_alone = true;
   bool ietf_headers = true;
   bool legacy_headers = false;
+  // storage.lease (SPEC 12); null: every check goes to the store.
+  const config::lease_settings* lease = nullptr;
 };
 
 class limiter {
  public:
   // `metrics` null records nothing; `slot` is the calling worker's slot in every series.
   limiter(std::shared_ptr<store::store> store, metrics::registry* metrics, std::size_t slot);
+  ~limiter();
 
   // The outcome at once when no wait is needed (the local cache answers, or the store can answer
   // without waiting); nullopt when the store must be asked: then co_await ask_store() with the
@@ -64,6 +69,10 @@ class limiter {
 
  private:
   bool answered_from_cache(request_limits& r, const judging& how);
+  bool answered_from_leases(request_limits& r, const judging& how);
+  void ask_for_leases(request_limits& r, const judging& how);
+  void keep_leases(request_limits& r, const judging& how, outcome o);
+  void release_expired(micros now);
   void record_store_call(const request_limits& r, const judging& how,
                          std::chrono::steady_clock::time_point asked);
   outcome conclude(request_limits& r, const judging& how);
@@ -75,6 +84,31 @@ class limiter {
   metrics::histogram* duration_ = nullptr;
   std::array<metrics::counter*, 4> errors_{};  // by store::error_kind (none unused)
   metrics::counter* local_cache_hits_ = nullptr;
+
+  // Leases this worker holds, by store key. Every unit of one was counted by the store when it
+  // was taken; this worker admits from it until `expires` (its steady clock, never later than
+  // the store's end of the lease), then gives back what is left.
+  struct held_lease {
+    std::uint64_t units = 0;  // left
+    micros expires = 0;
+    micros window_start = 0;
+    algorithms::policy policy;
+    algorithms::decision taken;  // the store's decision when it was taken
+  };
+  std::unordered_map<std::string, held_lease> leases_;
+  // How often each key was seen lately, to lease only hot keys, sized by their rate.
+  struct heat {
+    micros since = 0;
+    std::uint32_t hits = 0;
+    std::uint32_t last_hits = 0;  // in the period before
+  };
+  std::unordered_map<std::string, heat> heat_;
+  micros next_sweep_ = 0;
+  metrics::counter* leases_taken_ = nullptr;
+  metrics::counter* units_leased_ = nullptr;
+  metrics::counter* units_used_ = nullptr;
+  metrics::counter* units_returned_ = nullptr;
+  metrics::counter* lease_admitted_ = nullptr;
 };
 
 }  // namespace gw::limit

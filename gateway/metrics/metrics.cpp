@@ -128,6 +128,11 @@ registry::registry(std::size_t slots) : slots_(std::max<std::size_t>(1, slots)) 
         "Time from a rate limit service call's arrival to its answer", {"domain"});
   rls_duration_.is_histogram = true;
   rls_duration_.bounds = latency_buckets;
+  setup(leases_taken_, "gateway_leases_total", "Leases taken from the store (storage.lease)", {});
+  setup(lease_units_, "gateway_lease_units_total",
+        "Units of leases: leased from the store, used by requests, returned unused", {"event"});
+  setup(lease_admitted_, "gateway_lease_admitted_total",
+        "Requests admitted from a lease, without a store call", {});
 }
 
 counter* registry::counter_of(family& f, label_values values) {
@@ -181,6 +186,11 @@ counter* registry::config_reloads(bool success) {
 counter* registry::rls_requests(std::string_view domain, std::string_view code) {
   return counter_of(rls_requests_, {std::string{domain}, std::string{code}});
 }
+counter* registry::leases_taken() { return counter_of(leases_taken_, {}); }
+counter* registry::lease_units(std::string_view event) {
+  return counter_of(lease_units_, {std::string{event}});
+}
+counter* registry::lease_admitted() { return counter_of(lease_admitted_, {}); }
 histogram* registry::rls_duration(std::string_view domain) {
   return histogram_of(rls_duration_, {std::string{domain}});
 }
@@ -258,7 +268,8 @@ std::string registry::render() const {
          {&requests_, &request_duration_, &ratelimit_checks_, &ratelimit_failures_,
           &local_cache_hits_, &store_duration_, &store_errors_, &redis_batch_,
           &redis_batch_checks_, &upstream_requests_, &upstream_duration_, &upstream_errors_,
-          &config_reloads_, &rls_requests_, &rls_duration_}) {
+          &config_reloads_, &rls_requests_, &rls_duration_, &leases_taken_, &lease_units_,
+          &lease_admitted_}) {
       MetricFamily out{f->name, f->help, f->is_histogram ? MetricType::Histogram : MetricType::Counter, {}};
       auto labels_of = [&](const label_values& values) {
         std::vector<ClientMetric::Label> labels;

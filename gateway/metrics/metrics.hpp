@@ -107,6 +107,9 @@ class registry {
   counter* upstream_errors(std::string_view upstream, std::string_view kind);
   counter* config_reloads(bool success);
   counter* rls_requests(std::string_view domain, std::string_view code);
+  counter* leases_taken();
+  counter* lease_units(std::string_view event);  // leased, used, returned
+  counter* lease_admitted();
   histogram* rls_duration(std::string_view domain);
 
   // Values read at scrape time from their owners.
@@ -132,7 +135,8 @@ class registry {
   mutable std::mutex mutex_;  // resolution and scrapes only, never the request path
   family requests_, request_duration_, ratelimit_checks_, ratelimit_failures_, local_cache_hits_,
       store_duration_, store_errors_, redis_batch_, redis_batch_checks_, upstream_requests_, upstream_duration_,
-      upstream_errors_, config_reloads_, rls_requests_, rls_duration_;
+      upstream_errors_, config_reloads_, rls_requests_, rls_duration_, leases_taken_,
+      lease_units_, lease_admitted_;
   std::function<double()> connections_active_, memory_store_evictions_;
 };
 

@@ -366,6 +366,7 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
                     .count();
       how.on_failure = route.on_failure.value_or(cfg.storage.on_failure);
       how.local_cache = cfg.storage.local_cache;
+      if (cfg.storage.lease) how.lease = &*cfg.storage.lease;
       how.ietf_headers = route.ietf_headers;
       how.legacy_headers = route.legacy_headers;
       auto& limiter = worker_.limiter();

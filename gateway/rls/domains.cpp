@@ -87,8 +87,9 @@ const matched_limit* domain::match(std::span<const entry_view> entries) const {
 }
 
 domain_set::domain_set(const config::rls_settings& settings, std::string_view key_prefix,
-                       bool local_cache, metrics::registry* metrics)
-    : settings_(settings), local_cache_(local_cache) {
+                       bool local_cache, std::optional<config::lease_settings> lease,
+                       metrics::registry* metrics)
+    : settings_(settings), local_cache_(local_cache), lease_(lease) {
   for (const auto& d : settings_.domains)
     domains_.emplace(d.domain, std::make_unique<domain>(d, key_prefix, metrics));
   unknown_ = std::make_unique<domain>(config::rls_domain{"unknown", "", {}}, key_prefix, metrics);

@@ -72,10 +72,11 @@ class domain_set {
  public:
   // `local_cache`: storage.local_cache, which these calls follow as proxy requests do.
   domain_set(const config::rls_settings& settings, std::string_view key_prefix, bool local_cache,
-             metrics::registry* metrics);
+             std::optional<config::lease_settings> lease, metrics::registry* metrics);
 
   const config::rls_settings& settings() const { return settings_; }
   bool local_cache() const { return local_cache_; }
+  const std::optional<config::lease_settings>& lease() const { return lease_; }
   const domain* find(std::string_view name) const;
   // Series for requests to a domain no file defines (one label value, however many names).
   const domain& unknown() const { return *unknown_; }
@@ -83,6 +84,7 @@ class domain_set {
  private:
   config::rls_settings settings_;
   bool local_cache_;
+  std::optional<config::lease_settings> lease_;  // storage.lease
   std::map<std::string, std::unique_ptr<domain>, std::less<>> domains_;
   std::unique_ptr<domain> unknown_;
 };

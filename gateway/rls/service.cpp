@@ -154,6 +154,7 @@ asio::awaitable<void> answer(const lane& l, std::shared_ptr<const domain_set> do
       how.on_failure = settings.on_failure;
       how.local_cache = domains->local_cache();
       how.cache_answers_alone = false;  // every descriptor gets its status
+      if (domains->lease()) how.lease = &*domains->lease();
       how.ietf_headers = settings.ietf_headers;
       how.legacy_headers = settings.legacy_headers;
       const auto result = co_await l.limiter->decide(r, how);

@@ -19,6 +19,18 @@ namespace gw::store {
 struct limit_check {
   std::string key;  // the full store key (SPEC 10), already free of secrets
   algorithms::policy policy;
+  // A lease (SPEC 12): more than policy.cost asks for up to this many units at once, for a store
+  // that leases this algorithm (leases()); 0 is an ordinary check.
+  std::uint64_t lease_want = 0;
+  algorithms::micros lease_max = 0;  // the longest the lease may live
+};
+
+// What a lease request got: `granted` units (policy.cost of them spent on this check), for
+// `life` from when the store took them, in the window starting at `window_start`.
+struct lease_grant {
+  std::uint64_t granted = 0;  // 0: none (the check was an ordinary one)
+  algorithms::micros life = 0;
+  algorithms::micros window_start = 0;
 };
 
 enum class error_kind { none, timeout, connection, reply };
@@ -28,6 +40,8 @@ struct check_result {
   error_kind error = error_kind::none;
   // One per check, in order, when error == none; inline for the usual few checks per request.
   boost::container::small_vector<algorithms::decision, 4> decisions;
+  // One per check when the call asked for any lease; empty otherwise.
+  boost::container::small_vector<lease_grant, 4> leases;
 
   bool ok() const { return error == error_kind::none; }
 };
@@ -44,6 +58,12 @@ class store {
   virtual std::optional<check_result> try_check_now(std::span<const limit_check>) {
     return std::nullopt;
   }
+  // Whether checks of this algorithm may ask for leases (limit_check::lease_want).
+  virtual bool leases(algorithms::algorithm) const { return false; }
+  // Gives back units a lease did not use, without waiting for an answer (losing it only admits
+  // less). `key` is the check's key.
+  virtual void release(std::string_view /*key*/, algorithms::algorithm, std::uint64_t /*unused*/,
+                       algorithms::micros /*window_start*/) {}
   // True when a round trip to the store is worth saving with the local over-limit cache.
   virtual bool caches_rejections() const { return false; }
   // False while the store is known to be unreachable (/readyz for fail-closed routes).

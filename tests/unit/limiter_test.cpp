@@ -123,7 +123,9 @@ class unreachable_store final : public gw::store::store {
   std::string_view backend() const override { return "redis"; }
   asio::awaitable<gw::store::check_result> check(std::span<const gw::store::limit_check>) override {
     ++calls;
-    co_return gw::store::check_result{gw::store::error_kind::timeout, {}};
+    gw::store::check_result failed;
+    failed.error = gw::store::error_kind::timeout;
+    co_return failed;
   }
   bool caches_rejections() const override { return true; }
   int calls = 0;

@@ -217,13 +217,69 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
                 algorithms::to_string(checks[i].policy.algo));
             slot = key_slot(slot_key_);
           }
-          queue_.push_back({&checks[i], &w, i, now, slot});
+          const bool leasing =
+              checks[i].lease_want > checks[i].policy.cost && lease_script_for(checks[i].policy.algo);
+          if (leasing) w.result.leases.resize(checks.size());
+          queue_.push_back({&checks[i], &w, i, now, slot, leasing});
         }
       },
       asio::use_awaitable);
 }
 
+bool redis_store::leases(algorithms::algorithm a) const { return lease_script_for(a) != nullptr; }
+
+void redis_store::release(std::string_view key, algorithms::algorithm a, std::uint64_t unused,
+                          algorithms::micros window_start) {
+  if (unused == 0 || !lease_script_for(a)) return;
+  auto state = state_key(key, a);
+  const std::uint16_t slot = mode_ == mode::cluster ? key_slot(state) : 0;
+  if (queue_.empty() && releases_.empty())
+    asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
+      if (alive.lock()) flush();
+    });
+  releases_.push_back({std::move(state), a, unused, window_start, slot});
+}
+
+// Fire and forget, one EVAL per algorithm and slot: a release lost (a timeout, a failover)
+// only leaves units counted that nobody uses, which admits less until the window ends.
+void redis_store::send_releases() {
+  if (releases_.empty()) return;
+  auto items = std::move(releases_);
+  releases_.clear();
+  if (mode_ == mode::cluster && !slots_known_) return;
+  std::stable_sort(items.begin(), items.end(), [](const release_item& a, const release_item& b) {
+    return std::pair{a.algo, a.slot} < std::pair{b.algo, b.slot};
+  });
+  for (std::size_t begin = 0; begin < items.size();) {
+    std::size_t end = begin + 1;
+    while (end < items.size() && end - begin < max_checks_per_call &&
+           items[end].algo == items[begin].algo && items[end].slot == items[begin].slot)
+      ++end;
+    node* target = nodes_.front().get();
+    if (mode_ == mode::cluster) {
+      const auto owner = slot_owner_[items[begin].slot];
+      target = owner == no_owner ? nullptr : nodes_[owner].get();
+    }
+    auto* conn = target ? target->pick() : nullptr;
+    if (conn) {
+      std::vector<std::string> text;
+      text.push_back(std::to_string(end - begin));
+      for (std::size_t i = begin; i < end; ++i) text.push_back(items[i].key);
+      for (std::size_t i = begin; i < end; ++i) {
+        text.push_back(std::to_string(items[i].unused));
+        text.push_back(std::to_string(items[i].window_start));
+      }
+      std::vector<std::string_view> args{"EVAL", release_script_for(items[begin].algo)->source};
+      for (const auto& t : text) args.push_back(t);
+      conn->execute(args, 0, [](error_kind, const redisReply*) {},
+                    std::chrono::steady_clock::now() + base_.command_timeout);
+    }
+    begin = end;
+  }
+}
+
 void redis_store::flush() {
+  send_releases();
   auto queue = std::move(queue_);
   queue_.clear();
   if (mode_ == mode::cluster && !slots_known_) {
@@ -247,6 +303,7 @@ void redis_store::flush() {
   std::stable_sort(queue.begin(), queue.end(), [](const queued& a, const queued& b) {
     if (a.check->policy.algo != b.check->policy.algo)
       return a.check->policy.algo < b.check->policy.algo;
+    if (a.leasing != b.leasing) return a.leasing < b.leasing;
     if (a.now != b.now) return a.now < b.now;
     return a.slot < b.slot;
   });
@@ -254,6 +311,7 @@ void redis_store::flush() {
     std::size_t end = begin + 1;
     while (end < queue.size() && end - begin < max_checks_per_call &&
            queue[end].check->policy.algo == queue[begin].check->policy.algo &&
+           queue[end].leasing == queue[begin].leasing &&
            queue[end].now == queue[begin].now && queue[end].slot == queue[begin].slot)
       ++end;
     group calls(queue.begin() + static_cast<std::ptrdiff_t>(begin),
@@ -283,7 +341,8 @@ void redis_store::fail(const group& calls, error_kind error) {
 
 void redis_store::send(connection& conn, group calls, call_route route) {
   const auto algo = calls.front().check->policy.algo;
-  const auto& script = script_for(algo);
+  const bool leasing = calls.front().leasing;
+  const auto& script = leasing ? *lease_script_for(algo) : script_for(algo);
   const auto suffix = algorithms::to_string(algo);
 
   // EVALSHA sha n key_1 .. key_n now m policy_1 .. policy_m p_1 .. p_n, built in one buffer.
@@ -323,6 +382,14 @@ void redis_store::send(connection& conn, group calls, call_route route) {
   for (const auto i : policy_of_) {
     append_number(arena_, static_cast<std::int64_t>(i));
     mark();
+  }
+  if (leasing) {
+    for (const auto& q : calls) {
+      append_number(arena_, static_cast<std::int64_t>(q.check->lease_want));
+      mark();
+      append_number(arena_, q.check->lease_max);
+      mark();
+    }
   }
   args_.clear();
   args_.push_back(route.by_source ? "EVAL" : "EVALSHA");
@@ -410,7 +477,9 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
   if (mode_ == mode::cluster && error == error_kind::connection) refresh_slots_soon();
   std::string_view reply;
   if (error == error_kind::none) {
-    if (r->type == REDIS_REPLY_STRING && r->len == reply_bytes_per_check * calls.size()) {
+    const auto per_check = calls.front().leasing ? lease_reply_bytes_per_check
+                                                 : reply_bytes_per_check;
+    if (r->type == REDIS_REPLY_STRING && r->len == per_check * calls.size()) {
       reply = {r->str, r->len};
     } else {
       error = error_kind::reply;
@@ -430,8 +499,22 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
   for (std::size_t i = 0; i < calls.size(); ++i) {
     auto& q = calls[i];
     auto e = error;
-    if (e == error_kind::none && !read_decision(reply, i, q.owner->result.decisions[q.index]))
-      e = error_kind::reply;
+    if (e == error_kind::none) {
+      auto& d = q.owner->result.decisions[q.index];
+      if (q.leasing) {
+        lease_fields lease;
+        if (!read_lease(reply, i, d, lease)) {
+          e = error_kind::reply;
+        } else {
+          auto& grant = q.owner->result.leases[q.index];
+          grant.granted = lease.granted;
+          grant.life = lease.life;
+          grant.window_start = lease.window_start;
+        }
+      } else if (!read_decision(reply, i, d)) {
+        e = error_kind::reply;
+      }
+    }
     done(*q.owner, e);
   }
 }

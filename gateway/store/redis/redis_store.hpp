@@ -41,6 +41,9 @@ class redis_store final : public store {
   boost::asio::awaitable<check_result> check(std::span<const limit_check> checks) override;
   bool available() const override;
   bool caches_rejections() const override { return true; }
+  bool leases(algorithms::algorithm a) const override;
+  void release(std::string_view key, algorithms::algorithm a, std::uint64_t unused,
+               algorithms::micros window_start) override;
 
   // As check(), with `now` instead of Redis TIME: for tests comparing the stores case by case.
   boost::asio::awaitable<check_result> check_at(std::span<const limit_check> checks,
@@ -64,6 +67,7 @@ class redis_store final : public store {
     std::size_t index;  // in the request's checks
     std::optional<algorithms::micros> now;
     std::uint16_t slot;  // cluster only; 0 otherwise
+    bool leasing = false;  // goes to the algorithm's lease script
   };
   using group = std::vector<queued>;  // one call: same algorithm, `now` and slot
 
@@ -129,6 +133,15 @@ class redis_store final : public store {
   std::vector<queued> parked_;  // cluster checks waiting for the first slot map
 
   std::vector<queued> queue_;  // this turn's checks; a flush is posted while it is not empty
+  struct release_item {
+    std::string key;  // the state key
+    algorithms::algorithm algo;
+    std::uint64_t unused;
+    algorithms::micros window_start;
+    std::uint16_t slot;
+  };
+  std::vector<release_item> releases_;  // this turn's; sent with its checks
+  void send_releases();
   std::vector<waiter*> ready_;  // answered; a resume_ready is posted while it is not empty
   std::vector<waiter*> resuming_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // for posted work and timers

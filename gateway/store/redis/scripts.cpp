@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <optional>
 #include <stdexcept>
 
 namespace gw::store::redis {
@@ -333,6 +334,74 @@ function check(key, requests, window, burst, cost)
 end
 )lua";
 
+// Leases (SPEC 12), for the window algorithms: the calling convention of `driver` with two more
+// arguments per key after p_1 .. p_n: <want_1> <max_us_1> .. <want_n> <max_us_n>. A key with
+// want > cost asks for a lease: k = min(want, room / 4) units are taken at once if k >= cost
+// (room is what the window has left, so that several holders together never take the last
+// of it, and a key near its limit is checked request by request); the lease lives until the
+// window's end, at most max_us. Otherwise the check is an ordinary one. Seven integers per key:
+// the decision's four, granted (0: no lease), the lease's life_us, and its window's start.
+// Taking k units is exactly k requests admitted now, in this window: whatever the holder admits
+// from them in the window is within the count, and the holder never admits past the window.
+constexpr std::string_view lease_driver = R"lua(
+local policies = {}
+for j = 1, tonumber(ARGV[2]) do
+  local a = 4 * j - 1
+  policies[j] = {tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+                 tonumber(ARGV[a + 3])}
+end
+local first = 4 * #policies + 2
+local wants = first + #KEYS
+local out = {}
+for i = 1, #KEYS do
+  local p = policies[tonumber(ARGV[first + i])]
+  local want = tonumber(ARGV[wants + 2 * i - 1])
+  local max_us = tonumber(ARGV[wants + 2 * i])
+  local requests, window, burst, cost = p[1], p[2], p[3], p[4]
+  local granted, life, start = 0, 0, 0
+  local admitted, remaining, reset, retry_after
+  if want > cost then
+    -- A probe of cost 0 admits nothing and says what is left.
+    local _, room = check(KEYS[i], requests, window, burst, 0)
+    local k = math.min(want, idiv(room, 4))
+    if k >= cost then
+      admitted, remaining, reset, retry_after = check(KEYS[i], requests, window, burst, k)
+      granted = k
+      start = idiv(now, window) * window
+      life = math.min(max_us, start + window - now)
+    end
+  end
+  if granted == 0 then
+    admitted, remaining, reset, retry_after = check(KEYS[i], requests, window, burst, cost)
+  end
+  local o = 7 * (i - 1)
+  out[o + 1] = admitted and 1 or 0
+  out[o + 2] = remaining
+  out[o + 3] = reset
+  out[o + 4] = retry_after
+  out[o + 5] = granted
+  out[o + 6] = life
+  out[o + 7] = start
+end
+for _, key in ipairs(dirty) do write(key, states[key], ttl_ms(resets[key])) end
+return struct.pack('>' .. string.rep('i8', #out), unpack(out))
+)lua";
+
+// Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused>
+// <window_start>. Only into the window the units were taken from (a later window never held
+// them); HINCRBY keeps the key's TTL.
+constexpr std::string_view release_template = R"lua(
+for i = 1, #KEYS do
+  local unused = tonumber(ARGV[2 * i - 1])
+  local start = redis.call('HGET', KEYS[i], 'start')
+  if start and tonumber(start) == tonumber(ARGV[2 * i]) then
+    local left = tonumber(redis.call('HGET', KEYS[i], 'FIELD') or '0')
+    redis.call('HINCRBY', KEYS[i], 'FIELD', -math.min(unused, left))
+  end
+end
+return 0
+)lua";
+
 std::string sha1_hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -352,6 +421,8 @@ struct script_table {
   // Indexed by algorithms::algorithm; the sources own the text the script views point into.
   std::array<std::string, 5> sources;
   std::array<script, 5> scripts;
+  std::array<std::string, 5> lease_sources, release_sources;
+  std::array<std::optional<script>, 5> leases, releases;  // the window algorithms only
 
   script_table() {
     constexpr std::array<std::pair<algorithms::algorithm, std::string_view>, 5> bodies{{
@@ -366,17 +437,70 @@ struct script_table {
       sources[i] = "-- gateway rate limit: " + std::string{algorithms::to_string(algo)} + "\n" +
                    std::string{prelude} + std::string{body} + std::string{driver};
       scripts[i] = script{algorithms::to_string(algo), sources[i], sha1_hex(sources[i])};
+      const char* field = algo == algorithms::algorithm::fixed_window     ? "count"
+                          : algo == algorithms::algorithm::sliding_window ? "curr"
+                                                                          : nullptr;
+      if (!field) continue;
+      lease_sources[i] = "-- gateway rate limit lease: " +
+                         std::string{algorithms::to_string(algo)} + "\n" + std::string{prelude} +
+                         std::string{body} + std::string{lease_driver};
+      leases[i] = script{algorithms::to_string(algo), lease_sources[i], sha1_hex(lease_sources[i])};
+      std::string release{release_template};
+      for (auto at = release.find("FIELD"); at != std::string::npos; at = release.find("FIELD"))
+        release.replace(at, 5, field);
+      release_sources[i] = "-- gateway rate limit release: " +
+                           std::string{algorithms::to_string(algo)} + "\n" + release;
+      releases[i] =
+          script{algorithms::to_string(algo), release_sources[i], sha1_hex(release_sources[i])};
     }
   }
   script_table(const script_table&) = delete;
   script_table& operator=(const script_table&) = delete;
 };
 
+const script_table& table() {
+  static const script_table t;
+  return t;
+}
+
 }  // namespace
 
 const script& script_for(algorithms::algorithm a) {
-  static const script_table table;
-  return table.scripts.at(static_cast<std::size_t>(a));
+  return table().scripts.at(static_cast<std::size_t>(a));
+}
+
+const script* lease_script_for(algorithms::algorithm a) {
+  const auto& s = table().leases.at(static_cast<std::size_t>(a));
+  return s ? &*s : nullptr;
+}
+
+const script* release_script_for(algorithms::algorithm a) {
+  const auto& s = table().releases.at(static_cast<std::size_t>(a));
+  return s ? &*s : nullptr;
+}
+
+bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
+                lease_fields& lease) {
+  if (reply.size() < lease_reply_bytes_per_check * (i + 1)) return false;
+  std::int64_t fields[7];
+  const auto* bytes =
+      reinterpret_cast<const unsigned char*>(reply.data()) + lease_reply_bytes_per_check * i;
+  for (auto& field : fields) {
+    std::uint64_t v = 0;
+    for (int b = 0; b < 8; ++b) v = (v << 8) | *bytes++;
+    field = static_cast<std::int64_t>(v);
+  }
+  for (int f = 1; f < 7; ++f)
+    if (fields[f] < 0) return false;
+  if (fields[0] != 0 && fields[0] != 1) return false;
+  d.admitted = fields[0] == 1;
+  d.remaining = static_cast<std::uint64_t>(fields[1]);
+  d.reset = fields[2];
+  d.retry_after = fields[3];
+  lease.granted = static_cast<std::uint64_t>(fields[4]);
+  lease.life = fields[5];
+  lease.window_start = fields[6];
+  return true;
 }
 
 bool read_decision(std::string_view reply, std::size_t i, algorithms::decision& d) {
