@@ -47,8 +47,7 @@ void limiter::release_expired(micros now) {
       continue;
     }
     if (it->second.units > 0) {
-      store_->release(it->first, it->second.policy.algo, it->second.units,
-                      it->second.window_start);
+      store_->release(it->first, it->second.policy, it->second.units, it->second.mark);
       inc(units_returned_, slot_, it->second.units);
     }
     it = leases_.erase(it);
@@ -127,11 +126,11 @@ void limiter::keep_leases(request_limits& r, const judging& how, outcome o) {
     const auto cost = r.checks[i].policy.cost;
     auto& held = leases_[r.checks[i].key];
     if (held.units > 0) {  // an older lease of this key, not enough for this request: back
-      store_->release(r.checks[i].key, held.policy.algo, held.units, held.window_start);
+      store_->release(r.checks[i].key, held.policy, held.units, held.mark);
       inc(units_returned_, slot_, held.units);
     }
     held.policy = r.checks[i].policy;
-    held.window_start = grant.window_start;
+    held.mark = grant.mark;
     // From the request's arrival, before the store took the units: it ends here first.
     held.expires = how.now + grant.life;
     held.taken = r.result.decisions[i];

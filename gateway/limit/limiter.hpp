@@ -91,7 +91,7 @@ class limiter {
   struct held_lease {
     std::uint64_t units = 0;  // left
     micros expires = 0;
-    micros window_start = 0;
+    micros mark = 0;
     algorithms::policy policy;
     algorithms::decision taken;  // the store's decision when it was taken
   };

@@ -26,11 +26,12 @@ struct limit_check {
 };
 
 // What a lease request got: `granted` units (policy.cost of them spent on this check), for
-// `life` from when the store took them, in the window starting at `window_start`.
+// `life` from when the store took them; `mark` says which state they came from (a window's
+// start, gcra's tat after the lease), for the release.
 struct lease_grant {
   std::uint64_t granted = 0;  // 0: none (the check was an ordinary one)
   algorithms::micros life = 0;
-  algorithms::micros window_start = 0;
+  algorithms::micros mark = 0;
 };
 
 enum class error_kind { none, timeout, connection, reply };
@@ -62,8 +63,8 @@ class store {
   virtual bool leases(algorithms::algorithm) const { return false; }
   // Gives back units a lease did not use, without waiting for an answer (losing it only admits
   // less). `key` is the check's key.
-  virtual void release(std::string_view /*key*/, algorithms::algorithm, std::uint64_t /*unused*/,
-                       algorithms::micros /*window_start*/) {}
+  virtual void release(std::string_view /*key*/, const algorithms::policy&,
+                       std::uint64_t /*unused*/, algorithms::micros /*mark*/) {}
   // True when a round trip to the store is worth saving with the local over-limit cache.
   virtual bool caches_rejections() const { return false; }
   // False while the store is known to be unreachable (/readyz for fail-closed routes).

@@ -228,8 +228,9 @@ asio::awaitable<check_result> redis_store::check_at(std::span<const limit_check>
 
 bool redis_store::leases(algorithms::algorithm a) const { return lease_script_for(a) != nullptr; }
 
-void redis_store::release(std::string_view key, algorithms::algorithm a, std::uint64_t unused,
-                          algorithms::micros window_start) {
+void redis_store::release(std::string_view key, const algorithms::policy& p,
+                          std::uint64_t unused, algorithms::micros mark) {
+  const auto a = p.algo;
   if (unused == 0 || !lease_script_for(a)) return;
   auto state = state_key(key, a);
   const std::uint16_t slot = mode_ == mode::cluster ? key_slot(state) : 0;
@@ -237,7 +238,7 @@ void redis_store::release(std::string_view key, algorithms::algorithm a, std::ui
     asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
       if (alive.lock()) flush();
     });
-  releases_.push_back({std::move(state), a, unused, window_start, slot});
+  releases_.push_back({std::move(state), a, unused, mark, algorithms::emission_interval(p), slot});
 }
 
 // Fire and forget, one EVAL per algorithm and slot: a release lost (a timeout, a failover)
@@ -267,7 +268,8 @@ void redis_store::send_releases() {
       for (std::size_t i = begin; i < end; ++i) text.push_back(items[i].key);
       for (std::size_t i = begin; i < end; ++i) {
         text.push_back(std::to_string(items[i].unused));
-        text.push_back(std::to_string(items[i].window_start));
+        text.push_back(std::to_string(items[i].mark));
+        text.push_back(std::to_string(items[i].unit));
       }
       std::vector<std::string_view> args{"EVAL", release_script_for(items[begin].algo)->source};
       for (const auto& t : text) args.push_back(t);
@@ -509,7 +511,7 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
           auto& grant = q.owner->result.leases[q.index];
           grant.granted = lease.granted;
           grant.life = lease.life;
-          grant.window_start = lease.window_start;
+          grant.mark = lease.mark;
         }
       } else if (!read_decision(reply, i, d)) {
         e = error_kind::reply;

@@ -42,8 +42,8 @@ class redis_store final : public store {
   bool available() const override;
   bool caches_rejections() const override { return true; }
   bool leases(algorithms::algorithm a) const override;
-  void release(std::string_view key, algorithms::algorithm a, std::uint64_t unused,
-               algorithms::micros window_start) override;
+  void release(std::string_view key, const algorithms::policy& p, std::uint64_t unused,
+               algorithms::micros mark) override;
 
   // As check(), with `now` instead of Redis TIME: for tests comparing the stores case by case.
   boost::asio::awaitable<check_result> check_at(std::span<const limit_check> checks,
@@ -137,7 +137,8 @@ class redis_store final : public store {
     std::string key;  // the state key
     algorithms::algorithm algo;
     std::uint64_t unused;
-    algorithms::micros window_start;
+    algorithms::micros mark;
+    algorithms::micros unit;
     std::uint16_t slot;
   };
   std::vector<release_item> releases_;  // this turn's; sent with its checks

@@ -357,23 +357,8 @@ for i = 1, #KEYS do
   local p = policies[tonumber(ARGV[first + i])]
   local want = tonumber(ARGV[wants + 2 * i - 1])
   local max_us = tonumber(ARGV[wants + 2 * i])
-  local requests, window, burst, cost = p[1], p[2], p[3], p[4]
-  local granted, life, start = 0, 0, 0
-  local admitted, remaining, reset, retry_after
-  if want > cost then
-    -- A probe of cost 0 admits nothing and says what is left.
-    local _, room = check(KEYS[i], requests, window, burst, 0)
-    local k = math.min(want, idiv(room, 4))
-    if k >= cost then
-      admitted, remaining, reset, retry_after = check(KEYS[i], requests, window, burst, k)
-      granted = k
-      start = idiv(now, window) * window
-      life = math.min(max_us, start + window - now)
-    end
-  end
-  if granted == 0 then
-    admitted, remaining, reset, retry_after = check(KEYS[i], requests, window, burst, cost)
-  end
+  local admitted, remaining, reset, retry_after, granted, life, mark =
+    take(KEYS[i], p[1], p[2], p[3], p[4], want, max_us)
   local o = 7 * (i - 1)
   out[o + 1] = admitted and 1 or 0
   out[o + 2] = remaining
@@ -381,20 +366,40 @@ for i = 1, #KEYS do
   out[o + 4] = retry_after
   out[o + 5] = granted
   out[o + 6] = life
-  out[o + 7] = start
+  out[o + 7] = mark
 end
 for _, key in ipairs(dirty) do write(key, states[key], ttl_ms(resets[key])) end
 return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 )lua";
 
-// Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused>
-// <window_start>. Only into the window the units were taken from (a later window never held
+// take() for the window algorithms: k = min(want, room / 4) units of this window, at most until
+// its end.
+constexpr std::string_view window_take = R"lua(
+local function take(key, requests, window, burst, cost, want, max_us)
+  if want > cost then
+    -- A probe of cost 0 admits nothing and says what is left.
+    local _, room = check(key, requests, window, burst, 0)
+    local k = math.min(want, idiv(room, 4))
+    if k >= cost then
+      local admitted, remaining, reset, retry_after = check(key, requests, window, burst, k)
+      local start = idiv(now, window) * window
+      return admitted, remaining, reset, retry_after, k, math.min(max_us, start + window - now),
+             start
+    end
+  end
+  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
+  return admitted, remaining, reset, retry_after, 0, 0, 0
+end
+)lua";
+
+// Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused> <mark>
+// <unit_us>. Windows: only into the window the units were taken from (a later window never held
 // them); HINCRBY keeps the key's TTL.
 constexpr std::string_view release_template = R"lua(
 for i = 1, #KEYS do
-  local unused = tonumber(ARGV[2 * i - 1])
+  local unused = tonumber(ARGV[3 * i - 2])
   local start = redis.call('HGET', KEYS[i], 'start')
-  if start and tonumber(start) == tonumber(ARGV[2 * i]) then
+  if start and tonumber(start) == tonumber(ARGV[3 * i - 1]) then
     local left = tonumber(redis.call('HGET', KEYS[i], 'FIELD') or '0')
     redis.call('HINCRBY', KEYS[i], 'FIELD', -math.min(unused, left))
   end
@@ -437,13 +442,15 @@ struct script_table {
       sources[i] = "-- gateway rate limit: " + std::string{algorithms::to_string(algo)} + "\n" +
                    std::string{prelude} + std::string{body} + std::string{driver};
       scripts[i] = script{algorithms::to_string(algo), sources[i], sha1_hex(sources[i])};
+      // Leases for the window algorithms only, so far (README: "Leases").
       const char* field = algo == algorithms::algorithm::fixed_window     ? "count"
                           : algo == algorithms::algorithm::sliding_window ? "curr"
                                                                           : nullptr;
       if (!field) continue;
       lease_sources[i] = "-- gateway rate limit lease: " +
                          std::string{algorithms::to_string(algo)} + "\n" + std::string{prelude} +
-                         std::string{body} + std::string{lease_driver};
+                         std::string{body} + std::string{window_take} +
+                         std::string{lease_driver};
       leases[i] = script{algorithms::to_string(algo), lease_sources[i], sha1_hex(lease_sources[i])};
       std::string release{release_template};
       for (auto at = release.find("FIELD"); at != std::string::npos; at = release.find("FIELD"))
@@ -499,7 +506,7 @@ bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
   d.retry_after = fields[3];
   lease.granted = static_cast<std::uint64_t>(fields[4]);
   lease.life = fields[5];
-  lease.window_start = fields[6];
+  lease.mark = fields[6];
   return true;
 }
 

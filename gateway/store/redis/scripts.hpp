@@ -33,7 +33,8 @@ const script& script_for(algorithms::algorithm a);
 
 // Leases (SPEC 12) for the window algorithms (null for the others): the lease script takes the
 // calling convention above plus <want_i> <max_us_i> per key and answers seven integers per key;
-// the release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <start_i>).
+// the release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <mark_i>
+// <unit_us_i>, the unit being gcra's emission interval, unused by the windows).
 const script* lease_script_for(algorithms::algorithm a);
 const script* release_script_for(algorithms::algorithm a);
 
@@ -42,7 +43,7 @@ inline constexpr std::size_t lease_reply_bytes_per_check = 56;
 struct lease_fields {
   std::uint64_t granted = 0;         // units taken at once; 0: no lease (an ordinary check)
   algorithms::micros life = 0;       // how long the lease may be used from when Redis took it
-  algorithms::micros window_start = 0;  // which window the units belong to (for the release)
+  algorithms::micros mark = 0;  // which state the units came from (for the release)
 };
 
 bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
