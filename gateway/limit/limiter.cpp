@@ -67,10 +67,16 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
     const auto it = leases_.find(r.checks[i].key);
     if (it == leases_.end()) return false;
-    const auto& held = it->second;
+    auto& held = it->second;
     if (held.expires <= how.now || held.units < r.checks[i].policy.cost ||
         !same_policy(held.policy, r.checks[i].policy))
       return false;
+    // Running low: this request goes to the store and brings the next lease, while the others
+    // go on with what is left of this one (the two are merged when it arrives).
+    if (4 * held.units < held.granted && !held.renewing) {
+      held.renewing = true;
+      return false;
+    }
   }
   r.result.error = store::error_kind::none;
   r.result.decisions.clear();
@@ -79,6 +85,7 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
     auto& held = leases_.find(r.checks[i].key)->second;
     const auto cost = r.checks[i].policy.cost;
     held.units -= cost;
+    ++held.hits;  // the key's rate, for the size of its next lease
     inc(units_used_, slot_, cost);
     // What the store said when the lease was taken, plus what this worker still holds: never
     // above the store's own count, give or take these units.
@@ -111,35 +118,54 @@ void limiter::ask_for_leases(request_limits& r, const judging& how) {
       h.since = how.now;
     }
     ++h.hits;
-    const std::uint64_t seen = std::max(h.hits, h.last_hits);
-    if (seen < 2) continue;  // seen once: an ordinary check
+    std::uint64_t seen = std::max(h.hits, h.last_hits);
+    // Requests the last lease answered count too: a lease used up fast asks for a bigger one.
+    if (const auto held = leases_.find(c.key); held != leases_.end())
+      seen = std::max<std::uint64_t>(seen, held->second.hits + 1);
+    if (seen < 2 || h.asking) continue;  // seen once, or a lease on its way: an ordinary check
+    h.asking = true;
     c.lease_want = std::min<std::uint64_t>(how.lease->max_units, 2 * seen) * c.policy.cost;
     c.lease_max = period;
   }
 }
 
 void limiter::keep_leases(request_limits& r, const judging& how, outcome o) {
+  // Whatever came back, the key may ask again.
+  for (const auto& c : r.checks) {
+    if (c.lease_want == 0) continue;
+    if (auto h = heat_.find(c.key); h != heat_.end()) h->second.asking = false;
+    if (auto held = leases_.find(c.key); held != leases_.end()) held->second.renewing = false;
+  }
   if (r.result.leases.empty()) return;
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
     const auto& grant = r.result.leases[i];
     if (grant.granted == 0) continue;
     const auto cost = r.checks[i].policy.cost;
     auto& held = leases_[r.checks[i].key];
-    if (held.units > 0) {  // an older lease of this key, not enough for this request: back
+    // A renewal in the same window adds to what is left; what an older lease of another window,
+    // or an expired one, still holds goes back.
+    const bool merge = held.units > 0 && held.mark == grant.mark && held.expires > how.now &&
+                       same_policy(held.policy, r.checks[i].policy);
+    const std::uint64_t kept = merge ? held.units : 0;
+    if (held.units > 0 && !merge) {
       store_->release(r.checks[i].key, held.policy, held.units, held.mark);
       inc(units_returned_, slot_, held.units);
     }
+    held.renewing = false;
+    held.granted = grant.granted;
     held.policy = r.checks[i].policy;
+    held.hits = 0;
     held.mark = grant.mark;
     // From the request's arrival, before the store took the units: it ends here first.
     held.expires = how.now + grant.life;
     held.taken = r.result.decisions[i];
     // The request spent `cost` of it, unless another limit rejected the request.
-    held.units = o == outcome::admitted || o == outcome::shadow_limited ? grant.granted - cost
-                                                                       : grant.granted;
+    held.units = kept + (o == outcome::admitted || o == outcome::shadow_limited
+                             ? grant.granted - cost
+                             : grant.granted);
     inc(leases_taken_, slot_);
     inc(units_leased_, slot_, grant.granted);
-    if (held.units < grant.granted) inc(units_used_, slot_, cost);
+    if (held.units < kept + grant.granted) inc(units_used_, slot_, cost);
   }
 }
 
@@ -222,7 +248,8 @@ boost::asio::awaitable<outcome> limiter::ask_store(request_limits& r, const judg
   r.result = co_await store_->check(r.checks);
   record_store_call(r, how, asked);
   const auto o = conclude(r, how);
-  if (r.result.ok()) keep_leases(r, how, o);
+  if (!r.result.ok()) r.result.leases.clear();
+  keep_leases(r, how, o);
   co_return o;
 }
 

@@ -90,6 +90,9 @@ class limiter {
   // the store's end of the lease), then gives back what is left.
   struct held_lease {
     std::uint64_t units = 0;  // left
+    std::uint64_t hits = 0;   // requests it answered
+    std::uint64_t granted = 0;  // units of the last grant
+    bool renewing = false;      // a request went for the next lease while this one lasts
     micros expires = 0;
     micros mark = 0;
     algorithms::policy policy;
@@ -101,6 +104,7 @@ class limiter {
     micros since = 0;
     std::uint32_t hits = 0;
     std::uint32_t last_hits = 0;  // in the period before
+    bool asking = false;  // a lease request for the key is out: the others check as usual
   };
   std::unordered_map<std::string, heat> heat_;
   micros next_sweep_ = 0;
