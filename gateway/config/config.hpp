@@ -167,6 +167,7 @@ struct rls_rate_limit {
   rls_unit unit = rls_unit::unknown;  // as Envoy is told in current_limit
   std::optional<std::uint64_t> burst;
   std::vector<std::string> replaces;  // names of limits this one replaces when both match
+  bool lease = true;                  // false: never leased (storage.lease)
 };
 
 // One entry of a domain's tree: a key, optionally a value (a trailing '*' matches a prefix).

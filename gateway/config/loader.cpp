@@ -1565,6 +1565,7 @@ void loader::load_rls_rate_limit(const field& f, rls_rate_limit& r) {
          assign(r.requests, read_integer(v, 1, std::numeric_limits<std::uint32_t>::max()));
        }},
       {"unlimited", [&](const field& v) { assign(r.unlimited, read_bool(v)); }},
+      {"lease", [&](const field& v) { assign(r.lease, read_bool(v)); }},
       {"algorithm",
        [&](const field& v) {
          algorithm_given = true;

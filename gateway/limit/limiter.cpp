@@ -58,25 +58,34 @@ void limiter::release_expired(micros now) {
 // here, no store call. (A request with some limits leased and some not goes to the store whole:
 // its leased units stay held, which can only admit less.)
 bool limiter::answered_from_leases(request_limits& r, const judging& how) {
-  if (!how.lease || leases_.empty()) return false;
-  if (how.now >= next_sweep_) {
-    release_expired(how.now);
-    next_sweep_ = how.now + std::chrono::duration_cast<std::chrono::microseconds>(
-                                how.lease->max_duration).count();
+  if (leases_.empty()) return false;
+  if (!how.lease) {  // leases were switched off by a reload: what is held goes back
+    release_expired(std::numeric_limits<micros>::max());
+    return false;
+  }
+  // Whether a lease may still be spent is judged now, not at the request's arrival: a request
+  // that waited (in a queue, behind a slow client) must not spend units of a window that ended.
+  const micros now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now >= next_sweep_) {
+    release_expired(now);
+    next_sweep_ = now + std::chrono::duration_cast<std::chrono::microseconds>(
+                            how.lease->max_duration).count();
   }
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    // One key twice in a request (two identical RLS descriptors) goes to the store: each check
+    // there sees the one before it.
+    for (std::size_t j = 0; j < i; ++j)
+      if (r.checks[j].key == r.checks[i].key) return false;
     const auto it = leases_.find(r.checks[i].key);
     if (it == leases_.end()) return false;
-    auto& held = it->second;
-    if (held.expires <= how.now || held.units < r.checks[i].policy.cost ||
+    const auto& held = it->second;
+    if (held.expires <= now || held.units < r.checks[i].policy.cost ||
         !same_policy(held.policy, r.checks[i].policy))
       return false;
     // Running low: this request goes to the store and brings the next lease, while the others
     // go on with what is left of this one (the two are merged when it arrives).
-    if (4 * held.units < held.granted && !held.renewing) {
-      held.renewing = true;
-      return false;
-    }
+    if (4 * held.units < held.granted && !held.renewing) return false;
   }
   r.result.error = store::error_kind::none;
   r.result.decisions.clear();
@@ -84,7 +93,7 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
     auto& held = leases_.find(r.checks[i].key)->second;
     const auto cost = r.checks[i].policy.cost;
-    held.units -= cost;
+    held.units -= std::min(held.units, cost);
     ++held.hits;  // the key's rate, for the size of its next lease
     inc(units_used_, slot_, cost);
     // What the store said when the lease was taken, plus what this worker still holds: never
@@ -111,6 +120,9 @@ void limiter::ask_for_leases(request_limits& r, const judging& how) {
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
     auto& c = r.checks[i];
     if (!r.applied[i].limit->lease || !store_->leases(c.policy.algo)) continue;
+    bool repeated = false;  // only a key's first check in a request may bring a lease
+    for (std::size_t j = 0; j < i; ++j) repeated = repeated || r.checks[j].key == c.key;
+    if (repeated) continue;
     auto& h = heat_[c.key];
     if (how.now - h.since >= period) {
       h.last_hits = how.now - h.since < 2 * period ? h.hits : 0;
@@ -120,11 +132,21 @@ void limiter::ask_for_leases(request_limits& r, const judging& how) {
     ++h.hits;
     std::uint64_t seen = std::max(h.hits, h.last_hits);
     // Requests the last lease answered count too: a lease used up fast asks for a bigger one.
-    if (const auto held = leases_.find(c.key); held != leases_.end())
+    const auto held = leases_.find(c.key);
+    std::uint64_t holding = 0;
+    if (held != leases_.end()) {
       seen = std::max<std::uint64_t>(seen, held->second.hits + 1);
+      if (held->second.expires > how.now) holding = held->second.units;
+    }
     if (seen < 2 || h.asking) continue;  // seen once, or a lease on its way: an ordinary check
+    // At most max_units held in all, counting what a renewal keeps.
+    const std::uint64_t most = how.lease->max_units * c.policy.cost;
+    const std::uint64_t want =
+        std::min<std::uint64_t>(most, 2 * seen * c.policy.cost) - std::min(most, holding);
+    if (want <= c.policy.cost) continue;
     h.asking = true;
-    c.lease_want = std::min<std::uint64_t>(how.lease->max_units, 2 * seen) * c.policy.cost;
+    if (held != leases_.end()) held->second.renewing = true;
+    c.lease_want = want;
     c.lease_max = period;
   }
 }

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <array>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,8 @@ class limiter {
   boost::asio::awaitable<outcome> decide(request_limits& r, const judging& how);
 
   store::store& limits_store() { return *store_; }
+  // Gives back every unit held (a drain: the worker's loop still runs to send them).
+  void release_all() { release_expired(std::numeric_limits<micros>::max()); }
   bool store_available() const { return store_->available(); }
 
  private:

@@ -69,6 +69,9 @@ void worker::post_snapshot(std::shared_ptr<const snapshot> next) {
 void worker::post_drain() {
   asio::post(*io_, [this] {
     if (acceptor_) acceptor_->close();
+    // Leased units go back while the loop still runs to send them (a lease taken during the
+    // drain is lost at exit, which only admits less until its window ends).
+    limiter_->release_all();
     // Copy: closing a session may end it, which removes it from the set.
     const std::vector<session*> current(sessions_.begin(), sessions_.end());
     for (auto* s : current) s->close_if_idle();

@@ -44,6 +44,7 @@ void domain::compile(const std::vector<config::rls_descriptor>& from, std::vecto
       m->limit.requests = r.requests;
       m->limit.window = r.window;
       m->limit.burst = r.burst;
+      m->limit.lease = r.lease;
       m->limit_label = here;
       std::string keys = here;
       std::replace(keys.begin(), keys.end(), '.', ':');

@@ -160,8 +160,8 @@ INSTANTIATE_TEST_SUITE_P(algorithms, lease_test,
                                            "token_bucket", "sliding_log"),
                          [](const auto& info) { return info.param; });
 
-// Over many windows: a steady overload of 1 s windows, counted per window at the upstream by
-// the gateway's own window (requests are stamped with their arrival at the upstream).
+// Over many windows: a steady overload of 1 s windows (leases end with each window); what the
+// upstream received in the whole run is at most the limit times the windows the run touched.
 TEST(lease_windows, steady_overload_stays_within_each_window) {
   redis_server redis;
   test_upstream upstream;

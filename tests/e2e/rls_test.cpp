@@ -560,4 +560,46 @@ INSTANTIATE_TEST_SUITE_P(every_algorithm, rls_algorithm_test,
                          ::testing::Values("fixed_window", "sliding_window", "sliding_log",
                                            "token_bucket", "gcra"));
 
+// Leases serve the rate limit service too; one key twice in a call (two identical descriptors)
+// is checked twice, never answered from a lease as if it were once.
+TEST(rls_lease, leased_calls_and_repeated_descriptors_stay_within_the_limit) {
+  redis_server redis;
+  domain_folder folder;
+  folder.write("edge.yaml", "domain: edge\ndescriptors:\n  - key: k\n"
+                            "    rate_limit: { unit: hour, requests_per_unit: 60 }\n");
+  const std::string storage = "storage:\n  backend: redis\n  local_cache: false\n  redis:\n"
+                              "    address: 127.0.0.1:" + std::to_string(redis.port()) + "\n"
+                              "  lease:\n    max_units: 16\n    max_duration: 50ms\n";
+  rls_ports pa, pb;
+  gateway_process a{gateway_binary(), gateway_yaml(pa, folder.path(), "", storage)};
+  gateway_process b{gateway_binary(), gateway_yaml(pb, folder.path(), "", storage)};
+  a.wait_ready(pa.admin);
+  b.wait_ready(pb.admin);
+  std::atomic<int> units{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      rls_client client{t % 2 ? pa.rls : pb.rls};
+      for (int i = 0; i < 60; ++i) {
+        // Mostly one descriptor (the key turns hot and is leased), every third call two.
+        const bool twice = i % 3 == 2;
+        std::vector<entries> d = {{{"k", "shared"}}};
+        if (twice) d.push_back({{"k", "shared"}});
+        response r;
+        if (!client.ask(rls_client::request_of({"edge", d}), r).ok()) {
+          failed++;
+          continue;
+        }
+        for (const auto& st : r.statuses())
+          if (st.code() == response::OK) units++;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  // Every OK status is a unit the store counted: at most 60.
+  EXPECT_LE(units.load(), 60);
+  EXPECT_GE(units.load(), 50) << "under-admission";
+  EXPECT_GT(metric(pa.admin, "gateway_leases_total") + metric(pb.admin, "gateway_leases_total"), 0);
+}
+
 }  // namespace

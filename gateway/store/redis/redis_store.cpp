@@ -238,7 +238,8 @@ void redis_store::release(std::string_view key, const algorithms::policy& p,
     asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
       if (alive.lock()) flush();
     });
-  releases_.push_back({std::move(state), a, unused, mark, algorithms::emission_interval(p), slot});
+  // The third argument: the window (sliding_window looks for the window after the units').
+  releases_.push_back({std::move(state), a, unused, mark, p.window, slot});
 }
 
 // Fire and forget, one EVAL per algorithm and slot: a release lost (a timeout, a failover)

@@ -376,15 +376,16 @@ return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 // its end.
 constexpr std::string_view window_take = R"lua(
 local function take(key, requests, window, burst, cost, want, max_us)
-  if want > cost then
+  local start = idiv(now, window) * window
+  -- 1 ms short of the window's end: the holder's clock and Redis's may differ that much.
+  local life = math.min(max_us, start + window - now - 1000)
+  if want > cost and life > 0 then
     -- A probe of cost 0 admits nothing and says what is left.
     local _, room = check(key, requests, window, burst, 0)
     local k = math.min(want, idiv(room, 4))
     if k >= cost then
       local admitted, remaining, reset, retry_after = check(key, requests, window, burst, k)
-      local start = idiv(now, window) * window
-      return admitted, remaining, reset, retry_after, k, math.min(max_us, start + window - now),
-             start
+      return admitted, remaining, reset, retry_after, k, life, start
     end
   end
   local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
@@ -393,8 +394,8 @@ end
 )lua";
 
 // Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused> <mark>
-// <unit_us>. Windows: only into the window the units were taken from (a later window never held
-// them); HINCRBY keeps the key's TTL.
+// <window_us>. fixed_window: only into the window the units were taken from (a later window
+// never held them); HINCRBY keeps the key's TTL.
 constexpr std::string_view release_template = R"lua(
 for i = 1, #KEYS do
   local unused = tonumber(ARGV[3 * i - 2])
@@ -402,6 +403,26 @@ for i = 1, #KEYS do
   if start and tonumber(start) == tonumber(ARGV[3 * i - 1]) then
     local left = tonumber(redis.call('HGET', KEYS[i], 'FIELD') or '0')
     redis.call('HINCRBY', KEYS[i], 'FIELD', -math.min(unused, left))
+  end
+end
+return 0
+)lua";
+
+// sliding_window: also after the window rolled, when the units' window is now the previous one
+// (its count weighs on the current window's estimate).
+constexpr std::string_view sliding_release = R"lua(
+for i = 1, #KEYS do
+  local unused = tonumber(ARGV[3 * i - 2])
+  local mark = tonumber(ARGV[3 * i - 1])
+  local state = redis.call('HMGET', KEYS[i], 'start', 'curr', 'prev')
+  if state[1] then
+    local start = tonumber(state[1])
+    local window = tonumber(ARGV[3 * i])
+    if start == mark then
+      redis.call('HINCRBY', KEYS[i], 'curr', -math.min(unused, tonumber(state[2])))
+    elseif start == mark + window then
+      redis.call('HINCRBY', KEYS[i], 'prev', -math.min(unused, tonumber(state[3])))
+    end
   end
 end
 return 0
@@ -452,7 +473,8 @@ struct script_table {
                          std::string{body} + std::string{window_take} +
                          std::string{lease_driver};
       leases[i] = script{algorithms::to_string(algo), lease_sources[i], sha1_hex(lease_sources[i])};
-      std::string release{release_template};
+      std::string release{algo == algorithms::algorithm::sliding_window ? sliding_release
+                                                                        : release_template};
       for (auto at = release.find("FIELD"); at != std::string::npos; at = release.find("FIELD"))
         release.replace(at, 5, field);
       release_sources[i] = "-- gateway rate limit release: " +

@@ -34,7 +34,7 @@ const script& script_for(algorithms::algorithm a);
 // Leases (SPEC 12) for the window algorithms (null for the others): the lease script takes the
 // calling convention above plus <want_i> <max_us_i> per key and answers seven integers per key;
 // the release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <mark_i>
-// <unit_us_i>, the unit being gcra's emission interval, unused by the windows).
+// <window_us_i>).
 const script* lease_script_for(algorithms::algorithm a);
 const script* release_script_for(algorithms::algorithm a);
 
