@@ -85,7 +85,7 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
       return false;
     // Running low: this request goes to the store and brings the next lease, while the others
     // go on with what is left of this one (the two are merged when it arrives).
-    if (4 * held.units < held.granted && !held.renewing) return false;
+    if (2 * held.units < held.granted && !held.renewing) return false;
   }
   r.result.error = store::error_kind::none;
   r.result.decisions.clear();
