@@ -1,14 +1,17 @@
 // The limit pipeline shared by the proxy and the rate limit service (see limiter.hpp).
 #include "limit/limiter.hpp"
 
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <limits>
 
 namespace gw::limit {
 
 limiter::limiter(std::shared_ptr<store::store> store, metrics::registry* metrics,
-                 std::size_t slot)
-    : store_(std::move(store)), slot_(slot) {
+                 std::size_t slot, boost::asio::io_context* io)
+    : store_(std::move(store)), io_(io), slot_(slot) {
   if (!metrics) return;
   const auto backend = store_->backend();
   duration_ = metrics->store_duration(backend);
@@ -50,6 +53,7 @@ void limiter::release_expired(micros now) {
       store_->release(it->first, it->second.policy, it->second.units, it->second.mark);
       inc(units_returned_, slot_, it->second.units);
     }
+    if (it->second.renewal) it->second.renewal->cancel();
     it = leases_.erase(it);
   }
 }
@@ -156,7 +160,10 @@ void limiter::keep_leases(request_limits& r, const judging& how, outcome o) {
   for (const auto& c : r.checks) {
     if (c.lease_want == 0) continue;
     if (auto h = heat_.find(c.key); h != heat_.end()) h->second.asking = false;
-    if (auto held = leases_.find(c.key); held != leases_.end()) held->second.renewing = false;
+    if (auto held = leases_.find(c.key); held != leases_.end()) {
+      held->second.renewing = false;
+      if (auto timer = std::move(held->second.renewal)) timer->cancel();  // the waiters go on
+    }
   }
   if (r.result.leases.empty()) return;
   for (std::size_t i = 0; i < r.checks.size(); ++i) {
@@ -251,9 +258,32 @@ outcome limiter::conclude(request_limits& r, const judging& how) {
   return r.v.shadow_limited ? outcome::shadow_limited : outcome::admitted;
 }
 
+// A request with one limit whose lease is spent while its renewal is on the way waits for the
+// renewal (at most max_duration) instead of asking the store itself.
+std::shared_ptr<boost::asio::steady_timer> limiter::renewal_to_wait_for(const request_limits& r,
+                                                                       const judging& how) {
+  if (!io_ || !how.lease || r.checks.size() != 1) return nullptr;
+  const auto& c = r.checks.front();
+  const auto held = leases_.find(c.key);
+  if (held == leases_.end() || !held->second.renewing || held->second.expires <= how.now ||
+      !same_policy(held->second.policy, c.policy))
+    return nullptr;
+  auto& timer = held->second.renewal;
+  if (!timer) {
+    timer = std::make_shared<boost::asio::steady_timer>(*io_);
+    timer->expires_after(how.lease->max_duration);
+  }
+  return timer;
+}
+
 std::optional<outcome> limiter::decide_now(request_limits& r, const judging& how) {
+  r.wait_for_lease = false;
   if (answered_from_leases(r, how)) return conclude(r, how);
   if (answered_from_cache(r, how)) return conclude(r, how);
+  if (renewal_to_wait_for(r, how)) {
+    r.wait_for_lease = true;
+    return std::nullopt;
+  }
   ask_for_leases(r, how);
   const auto asked = std::chrono::steady_clock::now();
   auto answered = store_->try_check_now(r.checks);
@@ -266,6 +296,16 @@ std::optional<outcome> limiter::decide_now(request_limits& r, const judging& how
 }
 
 boost::asio::awaitable<outcome> limiter::ask_store(request_limits& r, const judging& how) {
+  if (r.wait_for_lease) {
+    r.wait_for_lease = false;
+    if (auto timer = renewal_to_wait_for(r, how)) {
+      boost::system::error_code ec;
+      co_await timer->async_wait(
+          boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+      if (answered_from_leases(r, how)) co_return conclude(r, how);
+    }
+    ask_for_leases(r, how);
+  }
   const auto asked = std::chrono::steady_clock::now();
   r.result = co_await store_->check(r.checks);
   record_store_call(r, how, asked);

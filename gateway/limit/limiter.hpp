@@ -12,6 +12,8 @@
 #include "store/store.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
 #include <limits>
@@ -32,6 +34,7 @@ struct request_limits {
   store::check_result result;          // decisions, one per `applied`, when result.ok()
   verdict v;
   header_list headers;                 // rendered when result.ok()
+  bool wait_for_lease = false;         // decide_now found only spent leases with renewals coming
 };
 
 enum class outcome { admitted, limited, shadow_limited, failed_open, failed_closed };
@@ -54,7 +57,9 @@ struct judging {
 class limiter {
  public:
   // `metrics` null records nothing; `slot` is the calling worker's slot in every series.
-  limiter(std::shared_ptr<store::store> store, metrics::registry* metrics, std::size_t slot);
+  // `io`: the worker's loop, where a request may wait for a lease on its way (null: never waits).
+  limiter(std::shared_ptr<store::store> store, metrics::registry* metrics, std::size_t slot,
+          boost::asio::io_context* io = nullptr);
   ~limiter();
 
   // The outcome at once when no wait is needed (the local cache answers, or the store can answer
@@ -73,6 +78,8 @@ class limiter {
  private:
   bool answered_from_cache(request_limits& r, const judging& how);
   bool answered_from_leases(request_limits& r, const judging& how);
+  std::shared_ptr<boost::asio::steady_timer> renewal_to_wait_for(const request_limits& r,
+                                                                 const judging& how);
   void ask_for_leases(request_limits& r, const judging& how);
   void keep_leases(request_limits& r, const judging& how, outcome o);
   void release_expired(micros now);
@@ -81,6 +88,7 @@ class limiter {
   outcome conclude(request_limits& r, const judging& how);
 
   std::shared_ptr<store::store> store_;
+  boost::asio::io_context* io_;
   over_limit_cache over_limit_;
   std::size_t slot_;
   // Store series, null when metrics are off; the backend does not change at reload.
@@ -96,6 +104,8 @@ class limiter {
     std::uint64_t hits = 0;   // requests it answered
     std::uint64_t granted = 0;  // units of the last grant
     bool renewing = false;      // a request went for the next lease while this one lasts
+    // Requests that found this lease spent wait on it for the renewal (cancelled when it comes).
+    std::shared_ptr<boost::asio::steady_timer> renewal;
     micros expires = 0;
     micros mark = 0;
     algorithms::policy policy;

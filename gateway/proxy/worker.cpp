@@ -29,7 +29,8 @@ worker::worker(unsigned index, shared_state& shared, std::shared_ptr<const snaps
       io_(std::make_unique<asio::io_context>(1)),
       snapshot_(std::move(initial)),
       limiter_(std::make_unique<limit::limiter>(make_store(*io_, &store_observer_),
-                                                metrics_on ? &metrics : nullptr, index)),
+                                                metrics_on ? &metrics : nullptr, index,
+                                                io_.get())),
       log_(std::make_unique<access_log>(*io_)),
       random_(std::random_device{}()) {}
 
