@@ -264,9 +264,14 @@ std::shared_ptr<boost::asio::steady_timer> limiter::renewal_to_wait_for(const re
                                                                        const judging& how) {
   if (!io_ || !how.lease || r.checks.size() != 1) return nullptr;
   const auto& c = r.checks.front();
+  if (!r.applied.front().limit->lease || !store_->leases(c.policy.algo)) return nullptr;
   const auto held = leases_.find(c.key);
-  if (held == leases_.end() || !held->second.renewing || held->second.expires <= how.now ||
-      !same_policy(held->second.policy, c.policy))
+  const micros now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch()).count();
+  // Only for a lease that is spent, and whose renewal could answer this request's cost.
+  if (held == leases_.end() || !held->second.renewing || held->second.expires <= now ||
+      !same_policy(held->second.policy, c.policy) || held->second.units >= c.policy.cost ||
+      c.policy.cost > held->second.granted)
     return nullptr;
   auto& timer = held->second.renewal;
   if (!timer) {
@@ -302,7 +307,8 @@ boost::asio::awaitable<outcome> limiter::ask_store(request_limits& r, const judg
       boost::system::error_code ec;
       co_await timer->async_wait(
           boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-      if (answered_from_leases(r, how)) co_return conclude(r, how);
+      // The renewal came: from it, or, if it found the key over its limit, from the cache.
+      if (answered_from_leases(r, how) || answered_from_cache(r, how)) co_return conclude(r, how);
     }
     ask_for_leases(r, how);
   }
