@@ -81,9 +81,8 @@ local function save(key, s, reset)
 end
 )lua";
 
-// Reads the policies once, runs check() for every key in order, writes back what changed,
-// answers four integers per key.
-constexpr std::string_view driver = R"lua(
+// Both drivers begin by reading the call's policies once; `first` is where the p_i begin.
+constexpr std::string_view read_policies = R"lua(
 local policies = {}
 for j = 1, tonumber(ARGV[2]) do
   local a = 4 * j - 1
@@ -91,6 +90,10 @@ for j = 1, tonumber(ARGV[2]) do
                  tonumber(ARGV[a + 3])}
 end
 local first = 4 * #policies + 2
+)lua";
+
+// Runs check() for every key in order, writes back what changed, answers four integers per key.
+constexpr std::string_view driver = R"lua(
 local out = {}
 for i = 1, #KEYS do
   local p = policies[tonumber(ARGV[first + i])]
@@ -344,13 +347,6 @@ end
 // Taking k units is exactly k requests admitted now, in this window: whatever the holder admits
 // from them in the window is within the count, and the holder never admits past the window.
 constexpr std::string_view lease_driver = R"lua(
-local policies = {}
-for j = 1, tonumber(ARGV[2]) do
-  local a = 4 * j - 1
-  policies[j] = {tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
-                 tonumber(ARGV[a + 3])}
-end
-local first = 4 * #policies + 2
 local wants = first + #KEYS
 local out = {}
 for i = 1, #KEYS do
@@ -461,7 +457,8 @@ struct script_table {
     for (const auto& [algo, body] : bodies) {
       const auto i = static_cast<std::size_t>(algo);
       sources[i] = "-- gateway rate limit: " + std::string{algorithms::to_string(algo)} + "\n" +
-                   std::string{prelude} + std::string{body} + std::string{driver};
+                   std::string{prelude} + std::string{body} + std::string{read_policies} +
+                   std::string{driver};
       scripts[i] = script{algorithms::to_string(algo), sources[i], sha1_hex(sources[i])};
       // Leases for the window algorithms only, so far (README: "Leases").
       const char* field = algo == algorithms::algorithm::fixed_window     ? "count"
@@ -471,7 +468,7 @@ struct script_table {
       lease_sources[i] = "-- gateway rate limit lease: " +
                          std::string{algorithms::to_string(algo)} + "\n" + std::string{prelude} +
                          std::string{body} + std::string{window_take} +
-                         std::string{lease_driver};
+                         std::string{read_policies} + std::string{lease_driver};
       leases[i] = script{algorithms::to_string(algo), lease_sources[i], sha1_hex(lease_sources[i])};
       std::string release{algo == algorithms::algorithm::sliding_window ? sliding_release
                                                                         : release_template};
