@@ -28,7 +28,8 @@ std::string lease_config(const e2e_ports& ports, std::uint16_t upstream, std::ui
   yaml += "  workers: 2\n  access_log: false\n";
   yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) + "\n";
   yaml += "storage:\n  backend: redis\n  local_cache: false\n";
-  yaml += "  redis:\n    address: 127.0.0.1:" + std::to_string(redis) + "\n";
+  // A loaded test machine can be slow; a store timeout would show as a 503, never an admission.
+  yaml += "  redis:\n    address: 127.0.0.1:" + std::to_string(redis) + "\n    command_timeout: 2s\n";
   yaml += "  lease:\n    max_units: 64\n    max_duration: 50ms\n";
   yaml += "upstreams:\n  backend:\n    servers: " + server_list({upstream}) + "\n";
   yaml += "routes:\n  - name: api\n    match: { path_prefix: / }\n    upstream: backend\n";
@@ -62,6 +63,22 @@ void hammer(std::uint16_t a, std::uint16_t b, int threads, int each, tally& t) {
   for (auto& th : pool) th.join();
 }
 
+// One Redis, one upstream, and two gateways a and b in front of it with one shared limit.
+struct two_gateways {
+  two_gateways(const std::string& algorithm, std::uint64_t requests, const std::string& window)
+      : a{gateway_binary(),
+          lease_config(pa, upstream.port(), redis.port(), algorithm, requests, window)},
+        b{gateway_binary(),
+          lease_config(pb, upstream.port(), redis.port(), algorithm, requests, window)} {
+    a.wait_ready(pa.admin);
+    b.wait_ready(pb.admin);
+  }
+  redis_server redis;
+  test_upstream upstream;
+  e2e_ports pa, pb;
+  gateway_process a, b;
+};
+
 // EVALSHA and EVAL calls Redis has run: the gateway's store calls.
 long script_calls(redis_server& redis) {
   const auto text = redis.command({"INFO", "commandstats"});
@@ -78,15 +95,8 @@ class lease_test : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(lease_test, never_more_than_the_limit_across_gateways_and_workers) {
-  redis_server redis;
-  test_upstream upstream;
-  e2e_ports pa, pb;
-  gateway_process a{gateway_binary(),
-                    lease_config(pa, upstream.port(), redis.port(), GetParam(), 300, "1h")};
-  gateway_process b{gateway_binary(),
-                    lease_config(pb, upstream.port(), redis.port(), GetParam(), 300, "1h")};
-  a.wait_ready(pa.admin);
-  b.wait_ready(pb.admin);
+  two_gateways g{GetParam(), 300, "1h"};
+  auto& [redis, upstream, pa, pb, a, b] = g;
   const auto calls_before = script_calls(redis);
 
   tally t;
@@ -126,15 +136,8 @@ TEST_P(lease_test, never_more_than_the_limit_across_gateways_and_workers) {
 }
 
 TEST_P(lease_test, a_gateway_killed_holding_leases_lets_nobody_over_the_limit) {
-  redis_server redis;
-  test_upstream upstream;
-  e2e_ports pa, pb;
-  gateway_process a{gateway_binary(),
-                    lease_config(pa, upstream.port(), redis.port(), GetParam(), 200, "1h")};
-  gateway_process b{gateway_binary(),
-                    lease_config(pb, upstream.port(), redis.port(), GetParam(), 200, "1h")};
-  a.wait_ready(pa.admin);
-  b.wait_ready(pb.admin);
+  two_gateways g{GetParam(), 200, "1h"};
+  auto& [redis, upstream, pa, pb, a, b] = g;
   tally first;
   hammer(pa.listen, pa.listen, 4, 30, first);  // 120 through a: it holds leases now
   ASSERT_EQ(first.other.load(), 0);
@@ -163,15 +166,8 @@ INSTANTIATE_TEST_SUITE_P(algorithms, lease_test,
 // Over many windows: a steady overload of 1 s windows (leases end with each window); what the
 // upstream received in the whole run is at most the limit times the windows the run touched.
 TEST(lease_windows, steady_overload_stays_within_each_window) {
-  redis_server redis;
-  test_upstream upstream;
-  e2e_ports pa, pb;
-  gateway_process a{gateway_binary(),
-                    lease_config(pa, upstream.port(), redis.port(), "fixed_window", 100, "1s")};
-  gateway_process b{gateway_binary(),
-                    lease_config(pb, upstream.port(), redis.port(), "fixed_window", 100, "1s")};
-  a.wait_ready(pa.admin);
-  b.wait_ready(pb.admin);
+  two_gateways g{"fixed_window", 100, "1s"};
+  auto& [redis, upstream, pa, pb, a, b] = g;
   // Four clients, each about 3x its share, for about 4 windows: admitted over the whole run is at
   // most 100 per window touched.
   const auto start = std::chrono::system_clock::now();

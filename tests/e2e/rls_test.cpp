@@ -530,10 +530,13 @@ TEST_P(rls_algorithm_test, exact_across_two_gateways_under_concurrent_calls) {
   folder.write("edge.yaml", "domain: edge\ndescriptors:\n  - key: k\n    rate_limit: { algorithm: " +
                                 GetParam() + ", unit: hour, requests_per_unit: 20 }\n");
   const std::string storage = "storage:\n  backend: redis\n  redis:\n    address: 127.0.0.1:" +
-                              std::to_string(redis.port()) + "\n";
+                              std::to_string(redis.port()) + "\n    command_timeout: 2s\n";
+  // Fail closed: a store too slow for a loaded machine shows as UNAVAILABLE, never as an OK.
   rls_ports pa, pb;
-  gateway_process a{gateway_binary(), gateway_yaml(pa, folder.path(), "", storage)};
-  gateway_process b{gateway_binary(), gateway_yaml(pb, folder.path(), "", storage)};
+  gateway_process a{gateway_binary(),
+                    gateway_yaml(pa, folder.path(), "  failure_mode: closed\n", storage)};
+  gateway_process b{gateway_binary(),
+                    gateway_yaml(pb, folder.path(), "  failure_mode: closed\n", storage)};
   a.wait_ready(pa.admin);
   b.wait_ready(pb.admin);
   std::atomic<int> ok{0}, over{0}, failed{0};
@@ -569,10 +572,13 @@ TEST(rls_lease, leased_calls_and_repeated_descriptors_stay_within_the_limit) {
                             "    rate_limit: { unit: hour, requests_per_unit: 60 }\n");
   const std::string storage = "storage:\n  backend: redis\n  local_cache: false\n  redis:\n"
                               "    address: 127.0.0.1:" + std::to_string(redis.port()) + "\n"
+                              "    command_timeout: 2s\n"
                               "  lease:\n    max_units: 16\n    max_duration: 50ms\n";
   rls_ports pa, pb;
-  gateway_process a{gateway_binary(), gateway_yaml(pa, folder.path(), "", storage)};
-  gateway_process b{gateway_binary(), gateway_yaml(pb, folder.path(), "", storage)};
+  gateway_process a{gateway_binary(),
+                    gateway_yaml(pa, folder.path(), "  failure_mode: closed\n", storage)};
+  gateway_process b{gateway_binary(),
+                    gateway_yaml(pb, folder.path(), "  failure_mode: closed\n", storage)};
   a.wait_ready(pa.admin);
   b.wait_ready(pb.admin);
   std::atomic<int> units{0}, failed{0};

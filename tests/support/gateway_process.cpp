@@ -16,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -220,21 +222,31 @@ std::string write_temp_file(std::string contents, std::string name) {
 }
 
 std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + error_text(errno));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    int error = errno;
-    ::close(fd);
-    throw std::runtime_error("free_port: " + error_text(error));
+  // Below the kernel's ephemeral range (ip_local_port_range), so that no outgoing connection of
+  // this or another test (to Redis, an upstream, the gateway) takes the port between this check
+  // and the bind of whoever uses it; random within it, so that parallel tests rarely meet.
+  std::uint16_t low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    unsigned first = 0, last = 0;
+    if (std::fscanf(f, "%u %u", &first, &last) == 2 && first > 12000 && first <= 65535)
+      low = static_cast<std::uint16_t>(first);
+    std::fclose(f);
   }
-  ::close(fd);
-  return ntohs(address.sin_port);
+  const std::uint16_t base = 10000;
+  thread_local std::mt19937 random{std::random_device{}()};
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const auto port = static_cast<std::uint16_t>(base + random() % (low - base));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error("socket: " + error_text(errno));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    if (bound) return port;
+  }
+  throw std::runtime_error("free_port: no free port below the ephemeral range");
 }
 
 }  // namespace gw::test

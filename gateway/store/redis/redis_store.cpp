@@ -505,15 +505,7 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
     if (e == error_kind::none) {
       auto& d = q.owner->result.decisions[q.index];
       if (q.leasing) {
-        lease_fields lease;
-        if (!read_lease(reply, i, d, lease)) {
-          e = error_kind::reply;
-        } else {
-          auto& grant = q.owner->result.leases[q.index];
-          grant.granted = lease.granted;
-          grant.life = lease.life;
-          grant.mark = lease.mark;
-        }
+        if (!read_lease(reply, i, d, q.owner->result.leases[q.index])) e = error_kind::reply;
       } else if (!read_decision(reply, i, d)) {
         e = error_kind::reply;
       }

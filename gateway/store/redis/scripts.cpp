@@ -506,7 +506,7 @@ const script* release_script_for(algorithms::algorithm a) {
 }
 
 bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
-                lease_fields& lease) {
+                lease_grant& lease) {
   if (reply.size() < lease_reply_bytes_per_check * (i + 1)) return false;
   std::int64_t fields[7];
   const auto* bytes =

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "algorithms/algorithms.hpp"
+#include "store/store.hpp"
 
 #include <cstddef>
 #include <string>
@@ -40,14 +41,9 @@ const script* release_script_for(algorithms::algorithm a);
 
 inline constexpr std::size_t lease_reply_bytes_per_check = 56;
 
-struct lease_fields {
-  std::uint64_t granted = 0;         // units taken at once; 0: no lease (an ordinary check)
-  algorithms::micros life = 0;       // how long the lease may be used from when Redis took it
-  algorithms::micros mark = 0;  // which state the units came from (for the release)
-};
-
+// Check i's decision and lease from a lease script's reply; false as read_decision.
 bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
-                lease_fields& lease);
+                lease_grant& lease);
 
 inline constexpr std::size_t reply_bytes_per_check = 32;
 
