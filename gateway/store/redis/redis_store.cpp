@@ -238,8 +238,7 @@ void redis_store::release(std::string_view key, const algorithms::policy& p,
     asio::post(io_, [this, alive = std::weak_ptr<char>{alive_}] {
       if (alive.lock()) flush();
     });
-  // The third argument: the window (sliding_window looks for the window after the units').
-  releases_.push_back({std::move(state), a, unused, mark, p.window, slot});
+  releases_.push_back({std::move(state), a, unused, mark, release_unit(p), slot});
 }
 
 // Fire and forget, one EVAL per algorithm and slot: a release lost (a timeout, a failover)

@@ -16,18 +16,10 @@ namespace gw::store::redis {
 
 namespace {
 
-// Shared by all five: the clock, integer division, formatting, and the state cache.
+// Shared by all five: integer division, formatting, and the state cache.
 constexpr std::string_view prelude = R"lua(
--- Set by the algorithm's part below (Redis allows scripts no global variables).
-local check, write
-
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+-- Set by the algorithm's part below and by `clock` (Redis allows scripts no global variables).
+local check, write, now
 
 -- a / b rounded down, for a >= 0 and b > 0. The division is correctly rounded, so it can only be
 -- one off when the quotient lies next to an integer; the multiplications decide exactly.
@@ -81,6 +73,16 @@ local function save(key, s, reset)
 end
 )lua";
 
+// The checks' time: ARGV[1], or Redis TIME when it is empty (the release scripts have no clock).
+constexpr std::string_view clock = R"lua(
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+)lua";
+
 // Both drivers begin by reading the call's policies once; `first` is where the p_i begin.
 constexpr std::string_view read_policies = R"lua(
 local policies = {}
@@ -110,21 +112,82 @@ return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 )lua";
 
 constexpr std::string_view gcra_body = R"lua(
--- gcra: the theoretical arrival time, a string.
+-- gcra: the theoretical arrival time, and the emission slots leases gave back ("holes", README
+-- "Leases"): a string "<tat>", or "<tat>,<start>:<n>,..", each hole n free slots of t from start.
+local function parse(stored)
+  local tat = tonumber(stored)
+  if tat then return {tat = tat, holes = {}} end
+  local s = {holes = {}}
+  for field in string.gmatch(stored, '[^,]+') do
+    if not s.tat then
+      s.tat = tonumber(field)
+    else
+      local x, n = string.match(field, '^(%d+):(%d+)$')
+      if x then s.holes[#s.holes + 1] = {tonumber(x), tonumber(n)} end
+    end
+  end
+  if not s.tat then error('gcra state is not a number') end
+  return s
+end
 local function read(key)
   local stored = redis.call('GET', key)
-  if stored then return tonumber(stored) end
+  if stored then return parse(stored) end
   return false
 end
-function write(key, tat, ttl)
-  redis.call('SET', key, int(tat), 'PX', ttl)
+local function text(s)
+  local out = int(s.tat)
+  for _, h in ipairs(s.holes) do out = out .. ',' .. int(h[1]) .. ':' .. int(h[2]) end
+  return out
+end
+function write(key, s, ttl)
+  redis.call('SET', key, text(s), 'PX', ttl)
+end
+
+-- The holes' slots that start at `from` or later: a slot may only be spent up to its start.
+local function trim(holes, from, t)
+  local kept = {}
+  for _, h in ipairs(holes) do
+    local x, n = h[1], h[2]
+    if x < from then
+      local skip = ceil_div(from - x, t)
+      x = x + skip * t
+      n = n - skip
+    end
+    if n > 0 then kept[#kept + 1] = {x, n} end
+  end
+  return kept
+end
+
+local function spare(holes)
+  local n = 0
+  for _, h in ipairs(holes) do n = n + h[2] end
+  return n
 end
 
 function check(key, requests, window, burst, cost)
   local t = math.max(1, ceil_div(window, requests))
   local tat = now
   local stored = load(key, read)
-  if stored then tat = math.max(stored, now) end
+  local holes = {}
+  if stored then
+    tat = math.max(stored.tat, now)
+    if #stored.holes > 0 then holes = trim(stored.holes, now, t) end
+  end
+  -- Not in the C++ (the memory store never leases): a slot a lease gave back serves a request
+  -- first. It starts at or after now, and ends where the lease's own check allowed, by
+  -- (then) + burst x t, so the request keeps gcra's bound (README "Leases").
+  if cost > 0 then
+    for _, h in ipairs(holes) do
+      if h[2] >= cost then
+        h[1] = h[1] + cost * t
+        h[2] = h[2] - cost
+        local used = ceil_div(tat - now, t)
+        local remaining = math.min(burst, math.max(0, burst - used) + spare(holes))
+        save(key, {tat = stored.tat, holes = trim(holes, now, t)}, tat - now)
+        return true, remaining, tat - now, 0
+      end
+    end
+  end
   local tolerance = (burst - cost) * t  -- negative when cost > burst: never admitted
 
   local admitted = tat - now <= tolerance
@@ -133,8 +196,9 @@ function check(key, requests, window, burst, cost)
   local used = ceil_div(new_tat - now, t)
   local remaining = 0
   if burst > used then remaining = burst - used end
+  remaining = math.min(burst, remaining + spare(holes))
   local reset = new_tat - now
-  if admitted then save(key, new_tat, reset) end
+  if admitted then save(key, {tat = new_tat, holes = holes}, reset) end
   local retry_after = 0
   if not admitted then
     if tolerance < 0 then retry_after = window else retry_after = tat - now - tolerance end
@@ -262,13 +326,15 @@ constexpr std::string_view sliding_log_body = R"lua(
 -- cache: every check works on the set itself, and writes nothing back at the end.
 function write() end
 
-function check(key, requests, window, burst, cost)
+-- `logged`: the time the units are logged at, now for a check (a lease logs its units at its
+-- end, README "Leases"). Entries logged in the future count from now on, like any other.
+local function check_at(key, requests, window, cost, logged)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window))
   local used = redis.call('ZCARD', key)
 
   local admitted = used + cost <= requests
   if admitted then
-    local at = int(now)
+    local at = int(logged)
     local n = redis.call('ZCOUNT', key, at, at)
     -- In slices: unpack is bounded by the Lua C stack (8000 values).
     local i = 1
@@ -304,6 +370,10 @@ function check(key, requests, window, burst, cost)
   end
   return admitted, remaining, reset, retry_after
 end
+
+function check(key, requests, window, burst, cost)
+  return check_at(key, requests, window, cost, now)
+end
 )lua";
 
 constexpr std::string_view fixed_window_body = R"lua(
@@ -337,15 +407,14 @@ function check(key, requests, window, burst, cost)
 end
 )lua";
 
-// Leases (SPEC 12), for the window algorithms: the calling convention of `driver` with two more
-// arguments per key after p_1 .. p_n: <want_1> <max_us_1> .. <want_n> <max_us_n>. A key with
-// want > cost asks for a lease: k = min(want, room / 4) units are taken at once if k >= cost
-// (room is what the window has left, so that several holders together never take the last
-// of it, and a key near its limit is checked request by request); the lease lives until the
-// window's end, at most max_us. Otherwise the check is an ordinary one. Seven integers per key:
-// the decision's four, granted (0: no lease), the lease's life_us, and its window's start.
-// Taking k units is exactly k requests admitted now, in this window: whatever the holder admits
-// from them in the window is within the count, and the holder never admits past the window.
+// Leases (SPEC 12): the calling convention of `driver` with two more arguments per key after
+// p_1 .. p_n: <want_1> <max_us_1> .. <want_n> <max_us_n>. A key with want > cost asks for a
+// lease: the algorithm's take() gives k units at once, k >= cost and at most a quarter of what
+// is left (so that several holders together never take the last of it, and a key near its limit
+// is checked request by request), for at most max_us; otherwise the check is an ordinary one.
+// Seven integers per key: the decision's four, granted (0: no lease), the lease's life_us, and
+// its mark (what the release needs: the window's start, gcra's slots' end, sliding_log's time).
+// How each take() keeps the algorithm's bound is said above it (and in the README, "Leases").
 constexpr std::string_view lease_driver = R"lua(
 local wants = first + #KEYS
 local out = {}
@@ -389,16 +458,86 @@ local function take(key, requests, window, burst, cost, want, max_us)
 end
 )lua";
 
+// take() for gcra: k slots that start no earlier than the lease ends (now + max_us) and end no
+// later than an ordinary request's slot could (now + burst x t). A unit the holder admits at s,
+// before the lease ends, so has a slot starting at or after s and ending by s + burst x t, the
+// two facts gcra's bound (burst + rate x interval) rests on; the slots stay disjoint. From the
+// largest hole first (slots given back), else after tat; k is at most a quarter of what there is.
+constexpr std::string_view gcra_take = R"lua(
+local function take(key, requests, window, burst, cost, want, max_us)
+  if want > cost then
+    local t = math.max(1, ceil_div(window, requests))
+    local from = now + max_us
+    local stored = load(key, read)
+    local tat, holes = now, {}
+    if stored then
+      tat = math.max(stored.tat, now)
+      holes = trim(stored.holes, from, t)
+    end
+    local start = math.max(tat, from)
+    local tail = 0
+    if now + burst * t > start then tail = idiv(now + burst * t - start, t) end
+    local best = nil
+    for i, h in ipairs(holes) do
+      if not best or h[2] > holes[best][2] then best = i end
+    end
+    local in_hole = best and holes[best][2] or 0
+    local k = math.min(want, idiv(tail + spare(holes), 4))
+    if k > in_hole and k > tail then k = math.max(in_hole, tail) end
+    if k >= cost then
+      local finish
+      if in_hole >= k then
+        local h = holes[best]
+        h[1] = h[1] + k * t
+        h[2] = h[2] - k
+        finish = h[1]
+        if h[2] == 0 then table.remove(holes, best) end
+      else
+        finish = start + k * t
+        tat = finish
+      end
+      local new_tat = math.max(tat, stored and stored.tat or 0)
+      local used = ceil_div(new_tat - now, t)
+      local remaining = math.min(burst, math.max(0, burst - used) + spare(holes))
+      save(key, {tat = new_tat, holes = holes}, new_tat - now)
+      return true, remaining, new_tat - now, 0, k, max_us, finish
+    end
+  end
+  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
+  return admitted, remaining, reset, retry_after, 0, 0, 0
+end
+)lua";
+
+// take() for sliding_log: k entries logged at the lease's end, now + max_us, if the log (which
+// counts them from now on) has room: any unit the holder admits, at s before that end, is logged
+// at or after s, so every later check sees it for at least a window after s.
+constexpr std::string_view sliding_log_take = R"lua(
+local function take(key, requests, window, burst, cost, want, max_us)
+  if want > cost then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window))
+    local used = redis.call('ZCARD', key)
+    local k = math.min(want, idiv(requests - math.min(used, requests), 4))
+    if k >= cost then
+      local admitted, remaining, reset, retry_after =
+        check_at(key, requests, window, k, now + max_us)
+      return admitted, remaining, reset, retry_after, k, max_us, now + max_us
+    end
+  end
+  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
+  return admitted, remaining, reset, retry_after, 0, 0, 0
+end
+)lua";
+
 // Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused> <mark>
-// <window_us>. fixed_window: only into the window the units were taken from (a later window
-// never held them); HINCRBY keeps the key's TTL.
-constexpr std::string_view release_template = R"lua(
+// <unit> (the window for the window algorithms). fixed_window: only into the window the units
+// were taken from (a later window never held them); HINCRBY keeps the key's TTL.
+constexpr std::string_view fixed_window_release = R"lua(
 for i = 1, #KEYS do
   local unused = tonumber(ARGV[3 * i - 2])
   local start = redis.call('HGET', KEYS[i], 'start')
   if start and tonumber(start) == tonumber(ARGV[3 * i - 1]) then
-    local left = tonumber(redis.call('HGET', KEYS[i], 'FIELD') or '0')
-    redis.call('HINCRBY', KEYS[i], 'FIELD', -math.min(unused, left))
+    local left = tonumber(redis.call('HGET', KEYS[i], 'count') or '0')
+    redis.call('HINCRBY', KEYS[i], 'count', -math.min(unused, left))
   end
 end
 return 0
@@ -406,7 +545,7 @@ return 0
 
 // sliding_window: also after the window rolled, when the units' window is now the previous one
 // (its count weighs on the current window's estimate).
-constexpr std::string_view sliding_release = R"lua(
+constexpr std::string_view sliding_window_release = R"lua(
 for i = 1, #KEYS do
   local unused = tonumber(ARGV[3 * i - 2])
   local mark = tonumber(ARGV[3 * i - 1])
@@ -419,6 +558,81 @@ for i = 1, #KEYS do
     elseif start == mark + window then
       redis.call('HINCRBY', KEYS[i], 'prev', -math.min(unused, tonumber(state[3])))
     end
+  end
+end
+return 0
+)lua";
+
+// gcra (after the gcra body, for parse and text): the unused slots are the lease's last ones,
+// [finish - unused x t, finish), with ARGV <unused> <finish> <t>. If nothing was taken after them
+// (tat is still finish), tat moves back over them and over the holes that then end at it; else
+// they become a hole, joined to its neighbours. At most 8 holes are kept: dropping one (the
+// soonest gone) only admits less. SET KEEPTTL: the key lives as long as its tat says.
+constexpr std::string_view gcra_release = R"lua(
+for i = 1, #KEYS do
+  local unused = tonumber(ARGV[3 * i - 2])
+  local finish = tonumber(ARGV[3 * i - 1])
+  local t = tonumber(ARGV[3 * i])
+  local stored = redis.call('GET', KEYS[i])
+  if stored and unused > 0 then
+    local s = parse(stored)
+    local start = finish - unused * t
+    if s.tat == finish then
+      s.tat = start
+      local merged = true
+      while merged do
+        merged = false
+        for j, h in ipairs(s.holes) do
+          if h[1] + h[2] * t == s.tat then
+            s.tat = h[1]
+            table.remove(s.holes, j)
+            merged = true
+            break
+          end
+        end
+      end
+    elseif finish < s.tat then
+      local joined = false
+      for _, h in ipairs(s.holes) do
+        if h[1] + h[2] * t == start then
+          h[2] = h[2] + unused
+          joined = true
+          break
+        elseif h[1] == finish then
+          h[1] = start
+          h[2] = h[2] + unused
+          joined = true
+          break
+        end
+      end
+      if not joined then s.holes[#s.holes + 1] = {start, unused} end
+      if #s.holes > 8 then
+        local soonest = 1
+        for j, h in ipairs(s.holes) do
+          if h[1] < s.holes[soonest][1] then soonest = j end
+        end
+        table.remove(s.holes, soonest)
+      end
+    end
+    redis.call('SET', KEYS[i], text(s), 'KEEPTTL')
+  end
+end
+return 0
+)lua";
+
+// sliding_log: ARGV <unused> <logged> <_>. The members at one score are numbered 1 .. m; taking
+// away the highest `unused` keeps that so (entries at one time are all alike to the count).
+constexpr std::string_view sliding_log_release = R"lua(
+for i = 1, #KEYS do
+  local unused = tonumber(ARGV[3 * i - 2])
+  local at = ARGV[3 * i - 1]
+  local m = redis.call('ZCOUNT', KEYS[i], at, at)
+  local j = m - math.min(unused, m) + 1
+  while j <= m do  -- in slices, as ZADD in check_at
+    local names = {}
+    for n = j, math.min(m, j + 999) do names[#names + 1] = at .. '-' .. string.format('%d', n) end
+    redis.call('ZREM', KEYS[i], unpack(names))
+    j = j + #names
   end
 end
 return 0
@@ -441,43 +655,44 @@ std::string sha1_hex(std::string_view text) {
 
 struct script_table {
   // Indexed by algorithms::algorithm; the sources own the text the script views point into.
-  std::array<std::string, 5> sources;
+  std::array<std::string, 5> sources, lease_sources, release_sources;
   std::array<script, 5> scripts;
-  std::array<std::string, 5> lease_sources, release_sources;
-  std::array<std::optional<script>, 5> leases, releases;  // the window algorithms only
+  std::array<std::optional<script>, 5> leases, releases;  // all but token_bucket (README)
 
   script_table() {
-    constexpr std::array<std::pair<algorithms::algorithm, std::string_view>, 5> bodies{{
-        {algorithms::algorithm::gcra, gcra_body},
-        {algorithms::algorithm::token_bucket, token_bucket_body},
-        {algorithms::algorithm::sliding_window, sliding_window_body},
-        {algorithms::algorithm::sliding_log, sliding_log_body},
-        {algorithms::algorithm::fixed_window, fixed_window_body},
+    struct parts {
+      algorithms::algorithm algo;
+      std::string_view body, take, release;
+      bool release_reads_state;  // the release script needs the body's parse and text
+    };
+    constexpr std::array<parts, 5> all{{
+        {algorithms::algorithm::gcra, gcra_body, gcra_take, gcra_release, true},
+        {algorithms::algorithm::token_bucket, token_bucket_body, {}, {}, false},
+        {algorithms::algorithm::sliding_window, sliding_window_body, window_take,
+         sliding_window_release, false},
+        {algorithms::algorithm::sliding_log, sliding_log_body, sliding_log_take,
+         sliding_log_release, false},
+        {algorithms::algorithm::fixed_window, fixed_window_body, window_take,
+         fixed_window_release, false},
     }};
-    for (const auto& [algo, body] : bodies) {
-      const auto i = static_cast<std::size_t>(algo);
-      sources[i] = "-- gateway rate limit: " + std::string{algorithms::to_string(algo)} + "\n" +
-                   std::string{prelude} + std::string{body} + std::string{read_policies} +
-                   std::string{driver};
-      scripts[i] = script{algorithms::to_string(algo), sources[i], sha1_hex(sources[i])};
-      // Leases for the window algorithms only, so far (README: "Leases").
-      const char* field = algo == algorithms::algorithm::fixed_window     ? "count"
-                          : algo == algorithms::algorithm::sliding_window ? "curr"
-                                                                          : nullptr;
-      if (!field) continue;
-      lease_sources[i] = "-- gateway rate limit lease: " +
-                         std::string{algorithms::to_string(algo)} + "\n" + std::string{prelude} +
-                         std::string{body} + std::string{window_take} +
-                         std::string{read_policies} + std::string{lease_driver};
-      leases[i] = script{algorithms::to_string(algo), lease_sources[i], sha1_hex(lease_sources[i])};
-      std::string release{algo == algorithms::algorithm::sliding_window ? sliding_release
-                                                                        : release_template};
-      for (auto at = release.find("FIELD"); at != std::string::npos; at = release.find("FIELD"))
-        release.replace(at, 5, field);
-      release_sources[i] = "-- gateway rate limit release: " +
-                           std::string{algorithms::to_string(algo)} + "\n" + release;
+    for (const auto& p : all) {
+      const auto i = static_cast<std::size_t>(p.algo);
+      const std::string name{algorithms::to_string(p.algo)};
+      const std::string common = std::string{prelude} + std::string{clock} + std::string{p.body};
+      sources[i] = "-- gateway rate limit: " + name + "\n" + common +
+                   std::string{read_policies} + std::string{driver};
+      scripts[i] = script{algorithms::to_string(p.algo), sources[i], sha1_hex(sources[i])};
+      if (p.take.empty()) continue;
+      lease_sources[i] = "-- gateway rate limit lease: " + name + "\n" + common +
+                         std::string{p.take} + std::string{read_policies} +
+                         std::string{lease_driver};
+      leases[i] =
+          script{algorithms::to_string(p.algo), lease_sources[i], sha1_hex(lease_sources[i])};
+      release_sources[i] = "-- gateway rate limit release: " + name + "\n";
+      if (p.release_reads_state) release_sources[i] += std::string{prelude} + std::string{p.body};
+      release_sources[i] += std::string{p.release};
       releases[i] =
-          script{algorithms::to_string(algo), release_sources[i], sha1_hex(release_sources[i])};
+          script{algorithms::to_string(p.algo), release_sources[i], sha1_hex(release_sources[i])};
     }
   }
   script_table(const script_table&) = delete;
@@ -503,6 +718,10 @@ const script* lease_script_for(algorithms::algorithm a) {
 const script* release_script_for(algorithms::algorithm a) {
   const auto& s = table().releases.at(static_cast<std::size_t>(a));
   return s ? &*s : nullptr;
+}
+
+algorithms::micros release_unit(const algorithms::policy& p) {
+  return p.algo == algorithms::algorithm::gcra ? algorithms::emission_interval(p) : p.window;
 }
 
 bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,

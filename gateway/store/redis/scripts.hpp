@@ -32,12 +32,14 @@ struct script {
 
 const script& script_for(algorithms::algorithm a);
 
-// Leases (SPEC 12) for the window algorithms (null for the others): the lease script takes the
-// calling convention above plus <want_i> <max_us_i> per key and answers seven integers per key;
-// the release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <mark_i>
-// <window_us_i>).
+// Leases (SPEC 12) for all but token_bucket (null there): the lease script takes the calling
+// convention above plus <want_i> <max_us_i> per key and answers seven integers per key; the
+// release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <mark_i> <unit_i>,
+// the unit being release_unit()).
 const script* lease_script_for(algorithms::algorithm a);
 const script* release_script_for(algorithms::algorithm a);
+// The release script's third argument for a policy: gcra's emission interval, else the window.
+algorithms::micros release_unit(const algorithms::policy& p);
 
 inline constexpr std::size_t lease_reply_bytes_per_check = 56;
 
