@@ -462,7 +462,7 @@ end
 // later than an ordinary request's slot could (now + burst x t). A unit the holder admits at s,
 // before the lease ends, so has a slot starting at or after s and ending by s + burst x t, the
 // two facts gcra's bound (burst + rate x interval) rests on; the slots stay disjoint. From the
-// largest hole first (slots given back), else after tat; k is at most a quarter of what there is.
+// soonest hole first (slots given back), else after tat; k is at most a quarter of what there is.
 constexpr std::string_view gcra_take = R"lua(
 local function take(key, requests, window, burst, cost, want, max_us)
   if want > cost then
@@ -477,13 +477,19 @@ local function take(key, requests, window, burst, cost, want, max_us)
     local start = math.max(tat, from)
     local tail = 0
     if now + burst * t > start then tail = idiv(now + burst * t - start, t) end
+    -- The hole that is gone soonest goes first, even for a smaller lease: holes drain, and
+    -- their number stays near the number of holders.
     local best = nil
     for i, h in ipairs(holes) do
-      if not best or h[2] > holes[best][2] then best = i end
+      if not best or h[1] < holes[best][1] then best = i end
     end
     local in_hole = best and holes[best][2] or 0
     local k = math.min(want, idiv(tail + spare(holes), 4))
-    if k > in_hole and k > tail then k = math.max(in_hole, tail) end
+    if in_hole >= cost then
+      k = math.max(cost, math.min(k, in_hole))
+    elseif k > tail then
+      k = tail
+    end
     if k >= cost then
       local finish
       if in_hole >= k then
