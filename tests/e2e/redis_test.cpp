@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -40,6 +42,7 @@ struct redis_gateway {
   unsigned workers = 2;
   bool local_cache = false;
   std::string redis_extra;  // more lines under storage.redis, indented by four spaces
+  std::string redis_host = "127.0.0.1";  // an IPv6 literal in brackets, or a name
 };
 
 // A gateway on the Redis store at `redis_port`, command_timeout 100 ms, one upstream "backend".
@@ -52,7 +55,7 @@ std::string redis_config(const e2e_ports& ports, std::uint16_t upstream, std::ui
   yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) + "\n";
   yaml += "storage:\n  backend: redis\n";
   yaml += std::string{"  local_cache: "} + (options.local_cache ? "true" : "false") + "\n";
-  yaml += "  redis:\n    address: 127.0.0.1:" + std::to_string(redis_port) + "\n";
+  yaml += "  redis:\n    address: \"" + options.redis_host + ":" + std::to_string(redis_port) + "\"\n";
   yaml += "    command_timeout: " + std::to_string(command_timeout.count()) + "ms\n";
   yaml += options.redis_extra;
   yaml += "upstreams:\n  backend:\n    servers: " + server_list({upstream}) + "\n";
@@ -361,6 +364,49 @@ TEST(redis_password, read_from_password_env_and_required_to_start) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_NE((result.out + result.err).find("TEST_REDIS_PASSWORD"), std::string::npos)
       << result.err;
+}
+
+// ---- Redis over IPv6 ----
+
+// A Redis on ::1, reached by the literal and by a name that has only an IPv6 address (it used to
+// crash the gateway at start: the address chooser looked for IPv4 forever). The name comes from a
+// hosts file of the gateway's own, bound over /etc/hosts in a mount namespace (root only).
+TEST(redis_ipv6, by_an_ipv6_literal_and_by_a_name_with_only_ipv6_addresses) {
+  redis_options options;
+  options.extra_args = {"--bind", "127.0.0.1 ::1"};
+  redis_server redis{options};
+  test_upstream upstream;
+  const std::string routes = "routes:\n" + route("api", "/", limit_of(3, "1h"), "closed");
+  auto admits_three = [&](const std::string& binary, const std::string& host) {
+    redis_gateway v6;
+    v6.redis_host = host;
+    e2e_ports ports;
+    gateway_process gateway{binary, redis_config(ports, upstream.port(), redis.port(), routes, v6)};
+    gateway.wait_ready(ports.admin);
+    EXPECT_TRUE(eventually([&] { return readyz(ports.admin) == 200; }, 5s)) << host;
+    // Fail closed: a 200 means Redis answered over IPv6.
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(request(ports.listen, "GET", "/x").status, 200) << host;
+    EXPECT_EQ(request(ports.listen, "GET", "/x").status, 429) << host;
+    EXPECT_TRUE(gateway.running());
+    redis.command({"FLUSHALL"});
+  };
+  admits_three(gateway_binary(), "[::1]");
+  EXPECT_EQ(upstream.request_count(), 3u);
+
+  const auto hosts = write_temp_file("::1 redis-v6-only.test\n", "hosts");
+  const std::string in_namespace =
+      "unshare --mount sh -c 'mount --bind " + hosts + " /etc/hosts && exec \"$0\" \"$@\"'";
+  if (std::system((in_namespace + " getent ahosts redis-v6-only.test >/dev/null 2>&1").c_str()) != 0) {
+    std::printf("no mount namespace here (not root, or no unshare): the IPv6-only name is not "
+                "tried\n");
+    return;
+  }
+  const auto wrapper = write_temp_file("#!/bin/sh\nexec " + in_namespace + " " +
+                                           gateway_binary() + " \"$@\"\n",
+                                       "gateway-v6");
+  ASSERT_EQ(::chmod(wrapper.c_str(), 0755), 0);
+  admits_three(wrapper, "redis-v6-only.test");
+  EXPECT_EQ(upstream.request_count(), 6u);
 }
 
 // ---- what reaches Redis ----

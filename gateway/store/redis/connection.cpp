@@ -19,11 +19,13 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 // The address to connect to among a name's: IPv4 first, as hiredis itself tries (a Redis bound
-// to 127.0.0.1 refuses ::1, which "localhost" often gives first).
+// to 127.0.0.1 refuses ::1, which "localhost" often gives first); else the first IPv6 one; empty
+// when the name has none (the "cannot resolve" path).
 std::string preferred_address(const asio::ip::tcp::resolver::results_type& results) {
   for (const auto& entry : results)
     if (entry.endpoint().address().is_v4()) return entry.endpoint().address().to_string();
-  return preferred_address(results);
+  for (const auto& entry : results) return entry.endpoint().address().to_string();
+  return {};
 }
 
 // Replies that have not come for this long mean the connection is dead, not slow.
