@@ -89,7 +89,9 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
       return false;
     // Running low: this request goes to the store and brings the next lease, while the others
     // go on with what is left of this one (the two are merged when it arrives).
-    if (2 * held.units < held.granted && !held.renewing) return false;
+    if (2 * held.units < held.granted && !held.renewing &&
+        store_->renews_early(held.policy.algo))
+      return false;
   }
   r.result.error = store::error_kind::none;
   r.result.decisions.clear();
@@ -171,8 +173,9 @@ void limiter::keep_leases(request_limits& r, const judging& how, outcome o) {
     if (grant.granted == 0) continue;
     const auto cost = r.checks[i].policy.cost;
     auto& held = leases_[r.checks[i].key];
-    // A renewal in the same window adds to what is left; what an older lease of another window,
-    // or an expired one, still holds goes back.
+    // A renewal with the same mark (for the window algorithms: of the same window) adds to what
+    // is left; what an older lease, or an expired one, still holds goes back. (gcra's and
+    // sliding_log's marks are the lease's own time, token_bucket's a stamp no other lease has.)
     const bool merge = held.units > 0 && held.mark == grant.mark && held.expires > how.now &&
                        same_policy(held.policy, r.checks[i].policy);
     const std::uint64_t kept = merge ? held.units : 0;

@@ -61,6 +61,10 @@ class store {
   }
   // Whether checks of this algorithm may ask for leases (limit_check::lease_want).
   virtual bool leases(algorithms::algorithm) const { return false; }
+  // Whether a lease of this algorithm is renewed before it runs out. A store whose release only
+  // counts when nothing was taken after the lease (token_bucket on Redis) says no: the units a
+  // renewal gives back would be lost, so a lease is spent to its end first.
+  virtual bool renews_early(algorithms::algorithm) const { return true; }
   // Gives back units a lease did not use, without waiting for an answer (losing it only admits
   // less). `key` is the check's key.
   virtual void release(std::string_view /*key*/, const algorithms::policy&,

@@ -266,6 +266,7 @@ void redis_store::send_releases() {
       std::vector<std::string> text;
       text.push_back(std::to_string(end - begin));
       for (std::size_t i = begin; i < end; ++i) text.push_back(items[i].key);
+      text.emplace_back();  // the clock: Redis's own
       for (std::size_t i = begin; i < end; ++i) {
         text.push_back(std::to_string(items[i].unused));
         text.push_back(std::to_string(items[i].mark));

@@ -42,6 +42,9 @@ class redis_store final : public store {
   bool available() const override;
   bool caches_rejections() const override { return true; }
   bool leases(algorithms::algorithm a) const override;
+  bool renews_early(algorithms::algorithm a) const override {
+    return a != algorithms::algorithm::token_bucket;  // its release: scripts.cpp
+  }
   void release(std::string_view key, const algorithms::policy& p, std::uint64_t unused,
                algorithms::micros mark) override;
 

@@ -1,6 +1,6 @@
 // The Lua scripts (see scripts.hpp): a shared prelude, the algorithm's check() mirroring its
-// function in limit/algorithms.cpp line for line (where the Lua differs in form, a comment says why
-// the result is the same), and a driver that runs check() for every key of the call.
+// function in algorithms/algorithms.cpp line for line (where the Lua differs in form, a comment says
+// why the result is the same; what leases add, the memory store never needs), and a driver that runs check() for every key of the call.
 // Lua 5.1 numbers are doubles: every quantity here is an integer below 2^53 (the config loader
 // bounds max(requests, burst) x window by 2^53), where doubles are exact; the only rounding
 // operation is division, which idiv corrects.
@@ -112,18 +112,19 @@ return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 )lua";
 
 constexpr std::string_view gcra_body = R"lua(
--- gcra: the theoretical arrival time, and the emission slots leases gave back ("holes", README
--- "Leases"): a string "<tat>", or "<tat>,<start>:<n>,..", each hole n free slots of t from start.
+-- gcra: the theoretical arrival time, and the time leases gave back below it ("holes", README
+-- "Leases"): a string "<tat>", or "<tat>,<x>-<e>,..", each hole the free time [x, e) of the
+-- emission timeline. Holes are time, not slots: a policy with another emission interval (a
+-- tier's override, a reload) reads them as the time they are, as it reads tat.
 local function parse(stored)
-  local tat = tonumber(stored)
-  if tat then return {tat = tat, holes = {}} end
   local s = {holes = {}}
   for field in string.gmatch(stored, '[^,]+') do
     if not s.tat then
       s.tat = tonumber(field)
+      if not s.tat then break end
     else
-      local x, n = string.match(field, '^(%d+):(%d+)$')
-      if x then s.holes[#s.holes + 1] = {tonumber(x), tonumber(n)} end
+      local x, e = string.match(field, '^(%d+)%-(%d+)$')
+      if x then s.holes[#s.holes + 1] = {tonumber(x), tonumber(e)} end
     end
   end
   if not s.tat then error('gcra state is not a number') end
@@ -136,31 +137,28 @@ local function read(key)
 end
 local function text(s)
   local out = int(s.tat)
-  for _, h in ipairs(s.holes) do out = out .. ',' .. int(h[1]) .. ':' .. int(h[2]) end
+  for _, h in ipairs(s.holes) do out = out .. ',' .. int(h[1]) .. '-' .. int(h[2]) end
   return out
 end
 function write(key, s, ttl)
   redis.call('SET', key, text(s), 'PX', ttl)
 end
 
--- The holes' slots that start at `from` or later: a slot may only be spent up to its start.
-local function trim(holes, from, t)
+-- The holes' time from `from` on, in order: a slot may only be spent up to its start.
+local function trim(holes, from)
   local kept = {}
   for _, h in ipairs(holes) do
-    local x, n = h[1], h[2]
-    if x < from then
-      local skip = ceil_div(from - x, t)
-      x = x + skip * t
-      n = n - skip
-    end
-    if n > 0 then kept[#kept + 1] = {x, n} end
+    local x = math.max(h[1], from)
+    if h[2] > x then kept[#kept + 1] = {x, h[2]} end
   end
+  table.sort(kept, function(a, b) return a[1] < b[1] end)
   return kept
 end
 
-local function spare(holes)
+-- Whole slots of t in the holes.
+local function spare(holes, t)
   local n = 0
-  for _, h in ipairs(holes) do n = n + h[2] end
+  for _, h in ipairs(holes) do n = n + idiv(h[2] - h[1], t) end
   return n
 end
 
@@ -171,19 +169,19 @@ function check(key, requests, window, burst, cost)
   local holes = {}
   if stored then
     tat = math.max(stored.tat, now)
-    if #stored.holes > 0 then holes = trim(stored.holes, now, t) end
+    if #stored.holes > 0 then holes = trim(stored.holes, now) end
   end
-  -- Not in the C++ (the memory store never leases): a slot a lease gave back serves a request
-  -- first. It starts at or after now, and ends where the lease's own check allowed, by
-  -- (then) + burst x t, so the request keeps gcra's bound (README "Leases").
+  -- Not in the C++ (the memory store never leases): time a lease gave back serves a request
+  -- first, from the front of the soonest hole that has room. The slot starts at or after now and
+  -- ends by the hole's end, which the lease's own take allowed by (then) + burst x t: the request
+  -- keeps gcra's bound (README "Leases").
   if cost > 0 then
     for _, h in ipairs(holes) do
-      if h[2] >= cost then
+      if h[2] - h[1] >= cost * t then
         h[1] = h[1] + cost * t
-        h[2] = h[2] - cost
         local used = ceil_div(tat - now, t)
-        local remaining = math.min(burst, math.max(0, burst - used) + spare(holes))
-        save(key, {tat = stored.tat, holes = trim(holes, now, t)}, tat - now)
+        local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t))
+        save(key, {tat = stored.tat, holes = trim(holes, now)}, tat - now)
         return true, remaining, tat - now, 0
       end
     end
@@ -196,7 +194,7 @@ function check(key, requests, window, burst, cost)
   local used = ceil_div(new_tat - now, t)
   local remaining = 0
   if burst > used then remaining = burst - used end
-  remaining = math.min(burst, remaining + spare(holes))
+  remaining = math.min(burst, remaining + spare(holes, t))
   local reset = new_tat - now
   if admitted then save(key, {tat = new_tat, holes = holes}, reset) end
   local retry_after = 0
@@ -208,15 +206,34 @@ end
 )lua";
 
 constexpr std::string_view token_bucket_body = R"lua(
--- token_bucket: hash {level, last}; level counts tokens x window, refilled by `requests` per us.
+-- token_bucket: hash {level, last, lease}; level counts tokens x window, refilled by `requests`
+-- per us. `lease` stamps each change (above every earlier stamp, and at least the time): a
+-- release gives units back only if nothing changed since its lease (README "Leases").
 local function read(key)
-  local state = redis.call('HMGET', key, 'level', 'last')
+  local state = redis.call('HMGET', key, 'level', 'last', 'lease')
   if state[1] == false then return false end
-  return {level = tonumber(state[1]), last = tonumber(state[2])}
+  return {level = tonumber(state[1]), last = tonumber(state[2]), lease = tonumber(state[3]) or 0}
 end
 function write(key, s, ttl)
-  redis.call('HSET', key, 'level', int(s.level), 'last', int(s.last))
+  redis.call('HSET', key, 'level', int(s.level), 'last', int(s.last), 'lease', int(s.lease))
   redis.call('PEXPIRE', key, ttl)
+end
+local function stamp(state)
+  if state then return math.max(state.lease + 1, now) end
+  return now
+end
+
+-- The level at now, and the time it is as of (later than now if another clock ran ahead).
+local function refill(state, capacity, rate)
+  if not state then return capacity, 0 end
+  local level = state.level
+  if now > state.last then
+    -- level + elapsed * rate may pass 2^53 and round, but only when the true sum is above
+    -- capacity, and rounding never takes it below: min still gives exactly capacity.
+    local elapsed = math.min(now - state.last, ceil_div(capacity, rate))
+    level = math.min(capacity, level + elapsed * rate)
+  end
+  return level, state.last
 end
 
 function check(key, requests, window, burst, cost)
@@ -224,18 +241,7 @@ function check(key, requests, window, burst, cost)
   local rate = requests
   local capacity = burst * w
   local state = load(key, read)
-  local level = capacity
-  local last = 0
-  if state then
-    level = state.level
-    last = state.last
-  end
-  if state and now > last then
-    -- level + elapsed * rate may pass 2^53 and round, but only when the true sum is above
-    -- capacity, and rounding never takes it below: min still gives exactly capacity.
-    local elapsed = math.min(now - last, ceil_div(capacity, rate))
-    level = math.min(capacity, level + elapsed * rate)
-  end
+  local level, last = refill(state, capacity, rate)
   last = math.max(last, now)
 
   local need = cost * w
@@ -245,7 +251,7 @@ function check(key, requests, window, burst, cost)
   local reset = ceil_div(capacity - level, rate)
   -- Only an admitted request changes what the state means: a refill without a take is recomputed
   -- the same next time, from the older level and time.
-  if admitted then save(key, {level = level, last = last}, reset) end
+  if admitted then save(key, {level = level, last = last, lease = stamp(state)}, reset) end
   local retry_after = 0
   if not admitted then
     if need > capacity then retry_after = w else retry_after = ceil_div(need - level, rate) end
@@ -409,11 +415,12 @@ end
 
 // Leases (SPEC 12): the calling convention of `driver` with two more arguments per key after
 // p_1 .. p_n: <want_1> <max_us_1> .. <want_n> <max_us_n>. A key with want > cost asks for a
-// lease: the algorithm's take() gives k units at once, k >= cost and at most a quarter of what
-// is left (so that several holders together never take the last of it, and a key near its limit
-// is checked request by request), for at most max_us; otherwise the check is an ordinary one.
-// Seven integers per key: the decision's four, granted (0: no lease), the lease's life_us, and
-// its mark (what the release needs: the window's start, gcra's slots' end, sliding_log's time).
+// lease: the algorithm's take() gives k units at once, k >= cost and, but for units given back
+// earlier (gcra's holes), at most a quarter of what is left (so that several holders together
+// never take the last of it, and a key near its limit is checked request by request), for at
+// most max_us; otherwise the check is an ordinary one. Seven integers per key: the decision's
+// four, granted (0: no lease), the lease's life_us, and its mark (what the release needs: the
+// window's start, gcra's slots' end, sliding_log's time, token_bucket's stamp).
 // How each take() keeps the algorithm's bound is said above it (and in the README, "Leases").
 constexpr std::string_view lease_driver = R"lua(
 local wants = first + #KEYS
@@ -462,7 +469,8 @@ end
 // later than an ordinary request's slot could (now + burst x t). A unit the holder admits at s,
 // before the lease ends, so has a slot starting at or after s and ending by s + burst x t, the
 // two facts gcra's bound (burst + rate x interval) rests on; the slots stay disjoint. From the
-// soonest hole first (slots given back), else after tat; k is at most a quarter of what there is.
+// back of the soonest hole that has a slot to give (time given back), else after tat; k is at
+// most a quarter of the slots there are, unless the hole alone gives the request its own.
 constexpr std::string_view gcra_take = R"lua(
 local function take(key, requests, window, burst, cost, want, max_us)
   if want > cost then
@@ -472,41 +480,70 @@ local function take(key, requests, window, burst, cost, want, max_us)
     local tat, holes = now, {}
     if stored then
       tat = math.max(stored.tat, now)
-      holes = trim(stored.holes, from, t)
+      holes = trim(stored.holes, now)
     end
     local start = math.max(tat, from)
     local tail = 0
     if now + burst * t > start then tail = idiv(now + burst * t - start, t) end
+    -- Slots of a hole from `from` on, taken from its end: its front stays for ordinary checks.
     -- The hole that is gone soonest goes first, even for a smaller lease: holes drain, and
     -- their number stays near the number of holders.
-    local best = nil
+    local best, in_hole, usable = nil, 0, 0
     for i, h in ipairs(holes) do
-      if not best or h[1] < holes[best][1] then best = i end
+      local n = 0
+      if h[2] > from then n = idiv(h[2] - math.max(h[1], from), t) end
+      usable = usable + n
+      if not best and n >= cost then best, in_hole = i, n end
     end
-    local in_hole = best and holes[best][2] or 0
-    local k = math.min(want, idiv(tail + spare(holes), 4))
-    if in_hole >= cost then
+    local k = math.min(want, idiv(tail + usable, 4))
+    if best then
       k = math.max(cost, math.min(k, in_hole))
     elseif k > tail then
       k = tail
     end
     if k >= cost then
       local finish
-      if in_hole >= k then
+      if best then
         local h = holes[best]
-        h[1] = h[1] + k * t
-        h[2] = h[2] - k
-        finish = h[1]
-        if h[2] == 0 then table.remove(holes, best) end
+        finish = h[2]
+        h[2] = h[2] - k * t
+        if h[2] <= h[1] then table.remove(holes, best) end
       else
         finish = start + k * t
         tat = finish
       end
       local new_tat = math.max(tat, stored and stored.tat or 0)
       local used = ceil_div(new_tat - now, t)
-      local remaining = math.min(burst, math.max(0, burst - used) + spare(holes))
+      local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t))
       save(key, {tat = new_tat, holes = holes}, new_tat - now)
       return true, remaining, new_tat - now, 0, k, max_us, finish
+    end
+  end
+  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
+  return admitted, remaining, reset, retry_after, 0, 0, 0
+end
+)lua";
+
+// take() for token_bucket: gcra's take in the bucket's terms (token_bucket is gcra with the
+// level for tat - now, README "Leases"). The k tokens are taken now from a bucket that may not
+// count the refill of the lease's life: level' = min(level, capacity - life x rate) - k, so
+// until the lease ends the bucket holds at most capacity - k, and k at most a quarter of the
+// level. The life is cut short where capacity - life x rate would not hold k.
+constexpr std::string_view token_bucket_take = R"lua(
+local function take(key, requests, window, burst, cost, want, max_us)
+  if want > cost then
+    local w, rate, capacity = window, requests, burst * window
+    local state = load(key, read)
+    local level, last = refill(state, capacity, rate)
+    local k = math.min(want, idiv(idiv(level, w), 4))
+    local life = 0
+    if k >= cost then life = math.min(max_us, idiv(capacity - k * w, rate)) end
+    if life > 0 then
+      level = math.min(level, capacity - life * rate) - k * w
+      local lease = stamp(state)
+      local reset = ceil_div(capacity - level, rate)
+      save(key, {level = level, last = math.max(last, now), lease = lease}, reset)
+      return true, idiv(level, w), reset, 0, k, life, lease
     end
   end
   local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
@@ -534,14 +571,14 @@ local function take(key, requests, window, burst, cost, want, max_us)
 end
 )lua";
 
-// Giving back what a lease did not use: KEYS are the state keys, ARGV per key <unused> <mark>
-// <unit> (the window for the window algorithms). fixed_window: only into the window the units
+// Giving back what a lease did not use: KEYS are the state keys, ARGV[1] the clock as the checks'
+// (read only by gcra), then per key <unused> <mark> <unit> (the window for the window algorithms). fixed_window: only into the window the units
 // were taken from (a later window never held them); HINCRBY keeps the key's TTL.
 constexpr std::string_view fixed_window_release = R"lua(
 for i = 1, #KEYS do
-  local unused = tonumber(ARGV[3 * i - 2])
+  local unused = tonumber(ARGV[3 * i - 1])
   local start = redis.call('HGET', KEYS[i], 'start')
-  if start and tonumber(start) == tonumber(ARGV[3 * i - 1]) then
+  if start and tonumber(start) == tonumber(ARGV[3 * i]) then
     local left = tonumber(redis.call('HGET', KEYS[i], 'count') or '0')
     redis.call('HINCRBY', KEYS[i], 'count', -math.min(unused, left))
   end
@@ -553,12 +590,12 @@ return 0
 // (its count weighs on the current window's estimate).
 constexpr std::string_view sliding_window_release = R"lua(
 for i = 1, #KEYS do
-  local unused = tonumber(ARGV[3 * i - 2])
-  local mark = tonumber(ARGV[3 * i - 1])
+  local unused = tonumber(ARGV[3 * i - 1])
+  local mark = tonumber(ARGV[3 * i])
   local state = redis.call('HMGET', KEYS[i], 'start', 'curr', 'prev')
   if state[1] then
     local start = tonumber(state[1])
-    local window = tonumber(ARGV[3 * i])
+    local window = tonumber(ARGV[3 * i + 1])
     if start == mark then
       redis.call('HINCRBY', KEYS[i], 'curr', -math.min(unused, tonumber(state[2])))
     elseif start == mark + window then
@@ -569,58 +606,57 @@ end
 return 0
 )lua";
 
-// gcra (after the gcra body, for parse and text): the unused slots are the lease's last ones,
-// [finish - unused x t, finish), with ARGV <unused> <finish> <t>. If nothing was taken after them
-// (tat is still finish), tat moves back over them and over the holes that then end at it; else
-// they become a hole, joined to its neighbours. At most 8 holes are kept: dropping one (the
-// soonest gone) only admits less. SET KEEPTTL: the key lives as long as its tat says.
+// gcra (after the clock and the gcra body, for now, parse, trim and text): the unused slots are the lease's last
+// ones, the time [finish - unused x t, finish), with ARGV <unused> <finish> <t>. It becomes a
+// hole, joined to the holes it touches, and tat moves back over the holes that end at it (so a
+// lease nothing was taken after leaves no hole). Holes already past are dropped; of the rest at
+// most 8 are kept, dropping the soonest gone (which only admits less). A key whose state cannot
+// be read is left as it is. SET KEEPTTL: the key lives as long as its tat says.
 constexpr std::string_view gcra_release = R"lua(
 for i = 1, #KEYS do
-  local unused = tonumber(ARGV[3 * i - 2])
-  local finish = tonumber(ARGV[3 * i - 1])
-  local t = tonumber(ARGV[3 * i])
+  local unused = tonumber(ARGV[3 * i - 1])
+  local finish = tonumber(ARGV[3 * i])
+  local t = tonumber(ARGV[3 * i + 1])
   local stored = redis.call('GET', KEYS[i])
-  if stored and unused > 0 then
-    local s = parse(stored)
-    local start = finish - unused * t
-    if s.tat == finish then
-      s.tat = start
-      local merged = true
-      while merged do
-        merged = false
-        for j, h in ipairs(s.holes) do
-          if h[1] + h[2] * t == s.tat then
-            s.tat = h[1]
-            table.remove(s.holes, j)
-            merged = true
-            break
-          end
-        end
-      end
-    elseif finish < s.tat then
-      local joined = false
-      for _, h in ipairs(s.holes) do
-        if h[1] + h[2] * t == start then
-          h[2] = h[2] + unused
-          joined = true
-          break
-        elseif h[1] == finish then
-          h[1] = start
-          h[2] = h[2] + unused
-          joined = true
-          break
-        end
-      end
-      if not joined then s.holes[#s.holes + 1] = {start, unused} end
-      if #s.holes > 8 then
-        local soonest = 1
-        for j, h in ipairs(s.holes) do
-          if h[1] < s.holes[soonest][1] then soonest = j end
-        end
-        table.remove(s.holes, soonest)
+  local ok, s = false, nil
+  if stored and unused > 0 then ok, s = pcall(parse, stored) end
+  -- Only time below tat can be a hole: above it, the next slots are given from tat anyway.
+  if ok and finish <= s.tat then
+    local holes = s.holes
+    holes[#holes + 1] = {finish - unused * t, finish}
+    holes = trim(holes, now)
+    local joined = {}
+    for _, h in ipairs(holes) do
+      local last = joined[#joined]
+      if last and h[1] <= last[2] then
+        last[2] = math.max(last[2], h[2])
+      else
+        joined[#joined + 1] = h
       end
     end
+    while #joined > 0 and joined[#joined][2] >= s.tat do
+      s.tat = math.min(s.tat, joined[#joined][1])
+      table.remove(joined)
+    end
+    while #joined > 8 do table.remove(joined, 1) end
+    s.holes = joined
     redis.call('SET', KEYS[i], text(s), 'KEEPTTL')
+  end
+end
+return 0
+)lua";
+
+// token_bucket: ARGV <unused> <lease> <window>. Only into the state the lease left, when nothing
+// was taken since (its stamp is still the lease's): the unused tokens were the last ones taken,
+// and giving them back is gcra's tat moving back over them. Otherwise they are lost, which only
+// admits less. HINCRBY keeps the key's TTL, which is then longer than it needs to be.
+constexpr std::string_view token_bucket_release = R"lua(
+for i = 1, #KEYS do
+  local unused = tonumber(ARGV[3 * i - 1])
+  local lease = redis.call('HGET', KEYS[i], 'lease')
+  if lease and tonumber(lease) == tonumber(ARGV[3 * i]) then
+    local tokens = unused * tonumber(ARGV[3 * i + 1])
+    redis.call('HINCRBY', KEYS[i], 'level', string.format('%d', tokens))
   end
 end
 return 0
@@ -630,8 +666,8 @@ return 0
 // away the highest `unused` keeps that so (entries at one time are all alike to the count).
 constexpr std::string_view sliding_log_release = R"lua(
 for i = 1, #KEYS do
-  local unused = tonumber(ARGV[3 * i - 2])
-  local at = ARGV[3 * i - 1]
+  local unused = tonumber(ARGV[3 * i - 1])
+  local at = ARGV[3 * i]
   local m = redis.call('ZCOUNT', KEYS[i], at, at)
   local j = m - math.min(unused, m) + 1
   while j <= m do  -- in slices, as ZADD in check_at
@@ -663,17 +699,18 @@ struct script_table {
   // Indexed by algorithms::algorithm; the sources own the text the script views point into.
   std::array<std::string, 5> sources, lease_sources, release_sources;
   std::array<script, 5> scripts;
-  std::array<std::optional<script>, 5> leases, releases;  // all but token_bucket (README)
+  std::array<std::optional<script>, 5> leases, releases;
 
   script_table() {
     struct parts {
       algorithms::algorithm algo;
       std::string_view body, take, release;
-      bool release_reads_state;  // the release script needs the body's parse and text
+      bool release_reads_state;  // the release script needs the clock and the body's parse
     };
     constexpr std::array<parts, 5> all{{
         {algorithms::algorithm::gcra, gcra_body, gcra_take, gcra_release, true},
-        {algorithms::algorithm::token_bucket, token_bucket_body, {}, {}, false},
+        {algorithms::algorithm::token_bucket, token_bucket_body, token_bucket_take,
+         token_bucket_release, false},
         {algorithms::algorithm::sliding_window, sliding_window_body, window_take,
          sliding_window_release, false},
         {algorithms::algorithm::sliding_log, sliding_log_body, sliding_log_take,
@@ -695,7 +732,7 @@ struct script_table {
       leases[i] =
           script{algorithms::to_string(p.algo), lease_sources[i], sha1_hex(lease_sources[i])};
       release_sources[i] = "-- gateway rate limit release: " + name + "\n";
-      if (p.release_reads_state) release_sources[i] += std::string{prelude} + std::string{p.body};
+      if (p.release_reads_state) release_sources[i] += common;
       release_sources[i] += std::string{p.release};
       releases[i] =
           script{algorithms::to_string(p.algo), release_sources[i], sha1_hex(release_sources[i])};

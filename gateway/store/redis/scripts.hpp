@@ -32,10 +32,10 @@ struct script {
 
 const script& script_for(algorithms::algorithm a);
 
-// Leases (SPEC 12) for all but token_bucket (null there): the lease script takes the calling
-// convention above plus <want_i> <max_us_i> per key and answers seven integers per key; the
-// release script gives unused units back (KEYS: state keys; ARGV: <unused_i> <mark_i> <unit_i>,
-// the unit being release_unit()).
+// Leases (SPEC 12), for every algorithm: the lease script takes the calling convention above
+// plus <want_i> <max_us_i> per key and answers seven integers per key; the release script gives
+// unused units back (KEYS: state keys; ARGV: <now> as the checks', then <unused_i> <mark_i>
+// <unit_i>, the unit being release_unit()). Null for an algorithm that has none.
 const script* lease_script_for(algorithms::algorithm a);
 const script* release_script_for(algorithms::algorithm a);
 // The release script's third argument for a policy: gcra's emission interval, else the window.
