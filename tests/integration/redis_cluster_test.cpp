@@ -17,6 +17,7 @@
 #include <chrono>
 #include <exception>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <thread>
@@ -285,6 +286,50 @@ TEST_F(redis_cluster_test, a_call_whose_keys_are_split_by_a_migration_is_split_t
 
   cluster_->begin_move(slot, from, {state_a, state_b});
   cluster_->finish_move(slot, from);
+}
+
+// Keys of four slots that one master owns: a turn's checks of them go in one call (the
+// cross-slot script). When one of the slots is half-way through a migration, that call fails
+// before it wrote anything ("non local key"), and the keys go on slot by slot: the moving one
+// follows the ASK, and every count stays exact.
+TEST_F(redis_cluster_test, keys_of_several_slots_of_one_master_go_in_one_call) {
+  cluster_client client{{endpoint_of(0)}};
+  std::vector<limit_check> checks;
+  std::vector<std::string> states;
+  std::set<std::uint16_t> slots;
+  for (int i = 0; checks.size() < 4; ++i) {
+    limit_check c{"rl:{cross:" + std::to_string(i) + "}", make(algorithm::gcra, 5, 3600 * s)};
+    const auto state = gw::store::redis::state_key(c.key, algorithm::gcra);
+    const auto slot = cluster_->slot_of(state);
+    if (cluster_->owner(slot) != 0 || !slots.insert(slot).second) continue;
+    checks.push_back(c);
+    states.push_back(state);
+  }
+  auto each = [&](std::size_t n) {
+    std::vector<std::vector<limit_check>> requests;
+    for (std::size_t round = 0; round < n; ++round)
+      for (const auto& c : checks) requests.push_back({c});
+    return client.run_turn(requests);
+  };
+  const auto before = script_calls();
+  for (const auto& [key, n] : each(1)) EXPECT_EQ(n, 1) << key;
+  EXPECT_EQ(script_calls()[0], before[0] + 1);  // four slots, one call
+
+  const auto moving = cluster_->slot_of(states[1]);
+  const auto to = 1;
+  cluster_->begin_move(moving, to, {states[1]});
+  const auto ask_before = errors_of(cluster_->node(0), "ASK");
+  for (const auto& [key, n] : each(3)) EXPECT_EQ(n, 3) << key;
+  EXPECT_GT(errors_of(cluster_->node(0), "ASK"), ask_before);  // the moving slot on its own
+  // Nothing was started afresh on the source for the key that had left it.
+  const auto slot_text = std::to_string(moving);
+  EXPECT_EQ(cluster_->node(0).command({"CLUSTER", "COUNTKEYSINSLOT", slot_text}), "0");
+  EXPECT_EQ(cluster_->node(to).command({"CLUSTER", "COUNTKEYSINSLOT", slot_text}), "1");
+
+  cluster_->finish_move(moving, to);
+  for (const auto& [key, n] : each(10)) EXPECT_EQ(n, 1) << key;  // 5 in all, exactly
+  cluster_->begin_move(moving, 0, {states[1]});
+  cluster_->finish_move(moving, 0);
 }
 
 // Nodes that name themselves by host name (cluster-preferred-endpoint-type hostname): the slot

@@ -85,8 +85,11 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
   base_.command_timeout = settings.command_timeout;
   for (auto a : {algorithms::algorithm::gcra, algorithms::algorithm::token_bucket,
                  algorithms::algorithm::sliding_window, algorithms::algorithm::sliding_log,
-                 algorithms::algorithm::fixed_window})
+                 algorithms::algorithm::fixed_window}) {
     base_.handshake.push_back({"SCRIPT", "LOAD", std::string{script_for(a).source}});
+    if (mode_ == mode::cluster)
+      base_.handshake.push_back({"SCRIPT", "LOAD", std::string{node_script_for(a).source}});
+  }
   if (mode_ == mode::single) {
     node_at(settings.address.host, settings.address.port);
   } else {
@@ -301,21 +304,24 @@ void redis_store::flush() {
     refresh_slots_soon();
     return;
   }
-  // Grouped by algorithm, `now` (which only tests set) and slot (0 for a single Redis), each
-  // group in arrival order.
-  std::stable_sort(queue.begin(), queue.end(), [](const queued& a, const queued& b) {
+  // Grouped by algorithm, `now` (which only tests set) and node (a cluster's master that owns
+  // the key's slot; its keys of several slots go in one call), each group in arrival order.
+  const auto owner = [this](const queued& q) {
+    return mode_ == mode::cluster ? slot_owner_[q.slot] : 0;
+  };
+  std::stable_sort(queue.begin(), queue.end(), [&](const queued& a, const queued& b) {
     if (a.check->policy.algo != b.check->policy.algo)
       return a.check->policy.algo < b.check->policy.algo;
     if (a.leasing != b.leasing) return a.leasing < b.leasing;
     if (a.now != b.now) return a.now < b.now;
-    return a.slot < b.slot;
+    return owner(a) < owner(b);
   });
   for (std::size_t begin = 0; begin < queue.size();) {
     std::size_t end = begin + 1;
     while (end < queue.size() && end - begin < max_checks_per_call &&
            queue[end].check->policy.algo == queue[begin].check->policy.algo &&
            queue[end].leasing == queue[begin].leasing &&
-           queue[end].now == queue[begin].now && queue[end].slot == queue[begin].slot)
+           queue[end].now == queue[begin].now && owner(queue[end]) == owner(queue[begin]))
       ++end;
     group calls(queue.begin() + static_cast<std::ptrdiff_t>(begin),
                 queue.begin() + static_cast<std::ptrdiff_t>(end));
@@ -338,6 +344,27 @@ void redis_store::flush() {
   if (queue_.empty()) queue_ = std::move(queue);  // keep the capacity for the next turn
 }
 
+bool redis_store::spans_slots(const group& calls) {
+  return std::any_of(calls.begin(), calls.end(),
+                     [&](const queued& q) { return q.slot != calls.front().slot; });
+}
+
+void redis_store::send_by_slot(group calls, const call_route& route) {
+  std::stable_sort(calls.begin(), calls.end(),
+                   [](const queued& a, const queued& b) { return a.slot < b.slot; });
+  for (auto begin = calls.begin(); begin != calls.end();) {
+    auto end = std::find_if(begin, calls.end(),
+                            [&](const queued& q) { return q.slot != begin->slot; });
+    group one(begin, end);
+    begin = end;
+    const auto owner = slot_owner_[one.front().slot];
+    if (auto* conn = owner == no_owner ? nullptr : nodes_[owner]->pick())
+      send(*conn, std::move(one), {route.by_source, false, route.redirects + 1, route.deadline});
+    else
+      fail(one, error_kind::connection);
+  }
+}
+
 void redis_store::fail(const group& calls, error_kind error) {
   for (const auto& q : calls) done(*q.owner, error);
 }
@@ -345,18 +372,29 @@ void redis_store::fail(const group& calls, error_kind error) {
 void redis_store::send(connection& conn, group calls, call_route route) {
   const auto algo = calls.front().check->policy.algo;
   const bool leasing = calls.front().leasing;
-  const auto& script = leasing ? *lease_script_for(algo) : script_for(algo);
+  // Keys of several slots of one node go in one call with the cross-slot script. A call of one
+  // slot declares all its keys: a slot half-way through a migration is then answered with ASK
+  // or TRYAGAIN, never read as empty (a script reading a key it did not declare, sent with
+  // ASKING to the importing node, would find it missing there and start it afresh).
+  const bool node = mode_ == mode::cluster && spans_slots(calls);
+  const auto& script = node ? (leasing ? *node_lease_script_for(algo) : node_script_for(algo))
+                            : (leasing ? *lease_script_for(algo) : script_for(algo));
   const auto suffix = algorithms::to_string(algo);
 
-  // EVALSHA sha n key_1 .. key_n now m policy_1 .. policy_m p_1 .. p_n, built in one buffer.
+  // EVALSHA sha n key_1 .. key_n now m policy_1 .. policy_m p_1 .. p_n, built in one buffer; to
+  // a cluster node for several slots 1 key_1 <n - 1> key_2 .. key_n now .. (node_script_for).
   arena_.clear();
   ends_.clear();
   const auto mark = [&] { ends_.push_back(arena_.size()); };
-  append_number(arena_, static_cast<std::int64_t>(calls.size()));
+  append_number(arena_, static_cast<std::int64_t>(node ? 1 : calls.size()));
   mark();
-  for (const auto& q : calls) {
-    arena_.append(q.check->key).append(":").append(suffix);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    arena_.append(calls[i].check->key).append(":").append(suffix);
     mark();
+    if (node && i == 0) {
+      append_number(arena_, static_cast<std::int64_t>(calls.size() - 1));
+      mark();
+    }
   }
   if (calls.front().now) append_number(arena_, *calls.front().now);
   mark();
@@ -435,7 +473,22 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
       send(conn, std::move(calls), route);
       return;
     }
-    if (mode_ == mode::cluster) {
+    if (mode_ == mode::cluster && spans_slots(calls)) {
+      // Keys of several slots: the node has stopped serving one of them (a redirection for the
+      // first, "non local key" for the others), or is half-way through moving it. Each slot's
+      // keys go on in a call of their own, where the redirections below follow them.
+      const auto redirect = parse_redirect(message);
+      if (redirect && redirect->moved && redirect->host != "?")
+        slot_owner_[redirect->slot] = index_of(node_at(
+            redirect->host.empty() ? conn.host() : redirect->host, redirect->port));
+      if ((redirect || message.find("non local key") != std::string_view::npos ||
+           message.starts_with("TRYAGAIN")) &&
+          route.redirects < max_redirects) {
+        refresh_slots_soon();
+        send_by_slot(std::move(calls), route);
+        return;
+      }
+    } else if (mode_ == mode::cluster) {
       if (auto redirect = parse_redirect(message);
           redirect && redirect->host == "?") {
         // A node nobody can name: nowhere to go, and no owner to learn. The slot map may know.

@@ -72,7 +72,7 @@ class redis_store final : public store {
     std::uint16_t slot;  // cluster only; 0 otherwise
     bool leasing = false;  // goes to the algorithm's lease script
   };
-  using group = std::vector<queued>;  // one call: same algorithm, `now` and slot
+  using group = std::vector<queued>;  // one call: same algorithm, `now` and node
 
   struct node {
     std::string host;
@@ -102,6 +102,9 @@ class redis_store final : public store {
   void resume_ready();
   void flush();
   void fail(const group& calls, error_kind error);
+  static bool spans_slots(const group& calls);
+  // A cluster call split into one call per slot, each to the slot's owner.
+  void send_by_slot(group calls, const call_route& route);
   void send(connection& conn, group calls, call_route route);
   void on_reply(connection& conn, group calls, call_route route, error_kind error,
                 const redisReply* r);

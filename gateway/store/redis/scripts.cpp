@@ -83,6 +83,25 @@ else
 end
 )lua";
 
+// A Redis Cluster call for one node: the script is flagged allow-cross-slot-keys (its first
+// line), declares one key, by which the cluster routes it, and carries the others first in ARGV:
+// 1 key_1 <n - 1> key_2 .. key_n, then the arguments as above. They are moved to where the rest
+// of the script reads them. Every key is touched before anything is written: a key of a slot
+// this node does not serve (any more, or yet) fails the call before it changed anything.
+constexpr std::string_view node_shebang = "#!lua flags=allow-cross-slot-keys\n";
+constexpr std::string_view node_keys = R"lua(
+do
+  local extra = tonumber(ARGV[1])
+  for i = 1, extra do
+    KEYS[i + 1] = ARGV[i + 1]
+    redis.call('EXISTS', ARGV[i + 1])
+  end
+  local n = #ARGV
+  for i = 1, n - extra - 1 do ARGV[i] = ARGV[i + extra + 1] end
+  for i = n - extra, n do ARGV[i] = nil end
+end
+)lua";
+
 // Both drivers begin by reading the call's policies once; `first` is where the p_i begin.
 constexpr std::string_view read_policies = R"lua(
 local policies = {}
@@ -697,9 +716,10 @@ std::string sha1_hex(std::string_view text) {
 
 struct script_table {
   // Indexed by algorithms::algorithm; the sources own the text the script views point into.
-  std::array<std::string, 5> sources, lease_sources, release_sources;
-  std::array<script, 5> scripts;
-  std::array<std::optional<script>, 5> leases, releases;
+  std::array<std::string, 5> sources, lease_sources, release_sources, node_sources,
+      node_lease_sources;
+  std::array<script, 5> scripts, node_scripts;
+  std::array<std::optional<script>, 5> leases, releases, node_leases;
 
   script_table() {
     struct parts {
@@ -722,15 +742,23 @@ struct script_table {
       const auto i = static_cast<std::size_t>(p.algo);
       const std::string name{algorithms::to_string(p.algo)};
       const std::string common = std::string{prelude} + std::string{clock} + std::string{p.body};
-      sources[i] = "-- gateway rate limit: " + name + "\n" + common +
-                   std::string{read_policies} + std::string{driver};
-      scripts[i] = script{algorithms::to_string(p.algo), sources[i], sha1_hex(sources[i])};
+      const auto make = [&](std::string& source, std::string_view title, bool node,
+                            std::string_view rest) {
+        source.clear();
+        if (node) source.append(node_shebang);
+        source.append("-- gateway rate limit").append(title).append(name).append("\n");
+        if (node) source.append(node_keys);
+        source.append(common).append(rest);
+        return script{algorithms::to_string(p.algo), source, sha1_hex(source)};
+      };
+      const std::string check_rest = std::string{read_policies} + std::string{driver};
+      scripts[i] = make(sources[i], ": ", false, check_rest);
+      node_scripts[i] = make(node_sources[i], " (one cluster node): ", true, check_rest);
       if (p.take.empty()) continue;
-      lease_sources[i] = "-- gateway rate limit lease: " + name + "\n" + common +
-                         std::string{p.take} + std::string{read_policies} +
-                         std::string{lease_driver};
-      leases[i] =
-          script{algorithms::to_string(p.algo), lease_sources[i], sha1_hex(lease_sources[i])};
+      const std::string lease_rest =
+          std::string{p.take} + std::string{read_policies} + std::string{lease_driver};
+      leases[i] = make(lease_sources[i], " lease: ", false, lease_rest);
+      node_leases[i] = make(node_lease_sources[i], " lease (one cluster node): ", true, lease_rest);
       release_sources[i] = "-- gateway rate limit release: " + name + "\n";
       if (p.release_reads_state) release_sources[i] += common;
       release_sources[i] += std::string{p.release};
@@ -751,6 +779,15 @@ const script_table& table() {
 
 const script& script_for(algorithms::algorithm a) {
   return table().scripts.at(static_cast<std::size_t>(a));
+}
+
+const script& node_script_for(algorithms::algorithm a) {
+  return table().node_scripts.at(static_cast<std::size_t>(a));
+}
+
+const script* node_lease_script_for(algorithms::algorithm a) {
+  const auto& s = table().node_leases.at(static_cast<std::size_t>(a));
+  return s ? &*s : nullptr;
 }
 
 const script* lease_script_for(algorithms::algorithm a) {

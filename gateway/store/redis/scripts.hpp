@@ -43,6 +43,14 @@ algorithms::micros release_unit(const algorithms::policy& p);
 
 inline constexpr std::size_t lease_reply_bytes_per_check = 56;
 
+// The check and lease scripts for a Redis Cluster call that carries the keys of several slots
+// of one node: flagged allow-cross-slot-keys, one key declared (the cluster routes the call by
+// it) and the others first in ARGV: EVALSHA sha 1 key_1 <n - 1> key_2 .. key_n, then the
+// arguments as above. A key of a slot the node does not serve fails the whole call ("non local
+// key") before anything is written.
+const script& node_script_for(algorithms::algorithm a);
+const script* node_lease_script_for(algorithms::algorithm a);
+
 // Check i's decision and lease from a lease script's reply; false as read_decision.
 bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
                 lease_grant& lease);
