@@ -76,12 +76,37 @@ bool valid_origin_target(std::string_view target) {
   return true;
 }
 
+std::optional<absolute_target> split_absolute_form(std::string_view target) {
+  std::size_t scheme = 0;
+  if (target.size() >= 7 && beast::iequals(target.substr(0, 7), "http://"))
+    scheme = 7;
+  else if (target.size() >= 8 && beast::iequals(target.substr(0, 8), "https://"))
+    scheme = 8;
+  else
+    return std::nullopt;
+  const auto rest = target.substr(scheme);
+  const auto end = std::min(rest.find_first_of("/?#"), rest.size());
+  const auto authority = rest.substr(0, end);
+  if (authority.empty()) return std::nullopt;
+  // host (reg-name, IPv4, or an IPv6 literal in brackets) and an optional port: no userinfo,
+  // no escapes, nothing a Host header could not carry.
+  for (const char c : authority) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                    c == '_' || c == '~' || c == ':' || c == '[' || c == ']';
+    if (!ok) return std::nullopt;
+  }
+  absolute_target out{authority, std::string{rest.substr(end)}};
+  if (out.origin.empty() || out.origin.front() == '?') out.origin.insert(0, "/");
+  if (!valid_origin_target(out.origin)) return std::nullopt;
+  return out;
+}
+
 std::optional<std::string_view> framing_problem(const request_head& head) {
   const auto target = head.target();
   if (target == "*") {
     if (head.method() != http::verb::options) return "asterisk target outside OPTIONS";
-  } else if (!valid_origin_target(target)) {
-    return "target is not in origin form";
+  } else if (!valid_origin_target(target) && !split_absolute_form(target)) {
+    return "target is neither origin-form nor absolute-form";
   }
 
   const auto hosts = head.count(http::field::host);

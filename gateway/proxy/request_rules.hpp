@@ -30,12 +30,22 @@ class head_scanner {
 };
 
 // Checks the parsed head for what Beast lets through but SPEC 4.1 forbids: a Transfer-Encoding
-// whose last coding is not chunked, an absolute-form or invalid target, a missing or repeated
-// Host. Returns the reason when the request must be refused with 400.
+// whose last coding is not chunked, an invalid target, a missing or repeated Host. Returns the
+// reason when the request must be refused with 400.
 std::optional<std::string_view> framing_problem(const request_head& head);
 
 // Origin-form target check: "/" followed by pchar / "/" / "?" and valid %XX escapes.
 bool valid_origin_target(std::string_view target);
+
+// An absolute-form target (RFC 9112 3.2.2), "http://authority/path?query" (or https), split into
+// its authority, which replaces Host, and the origin-form the upstream receives ("/" when the
+// path is empty). nullopt when the target is not absolute-form, or its authority is empty,
+// carries userinfo, or is not a host[:port] of URI characters, or its rest is no origin-form.
+struct absolute_target {
+  std::string_view authority;
+  std::string origin;
+};
+std::optional<absolute_target> split_absolute_form(std::string_view target);
 
 // RFC 3986 normalisation of the path used for routing and forwarding: %XX escapes of unreserved
 // characters decoded (so /%6Cogin cannot dodge the /login route's limits), remaining escapes

@@ -59,8 +59,11 @@ TEST_F(framing_test, ambiguous_or_malformed_framing_is_400_and_never_forwarded) 
       std::string("GET / HTTP/1.1\r\nHost: a\r\nX-Nul: a\0b\r\n\r\n", 39),
       "GET / HTTP/1.1\r\nHost: a\r\nX-Cr: a\rb\r\n\r\n",
       "GET / HTTP/1.1\nHost: a\r\n\r\n",
-      // Absolute-form and invalid targets.
-      "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+      // Invalid targets, absolute-form ones among them (userinfo, no authority, a fragment).
+      "GET http://user@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+      "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET http://a/x#top HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET /a<b> HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -79,6 +82,23 @@ TEST_F(framing_test, ambiguous_or_malformed_framing_is_400_and_never_forwarded) 
   for (const auto& raw : cases) expect_refused(raw, 400, "bad_request");
   EXPECT_EQ(upstream_.request_count(), 0u);
   EXPECT_EQ(upstream_.connection_count(), 0u);
+}
+
+// RFC 9112 3.2.2: an absolute-form target is accepted; its authority replaces Host, and the
+// upstream receives origin-form. (Host is still required in HTTP/1.1.)
+TEST_F(framing_test, an_absolute_form_target_goes_upstream_in_origin_form) {
+  client_connection c{ports_.listen};
+  c.send("GET http://API.example:8080/ok?x=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+  EXPECT_EQ(c.read_reply().status, 200);
+  c.send("GET HTTPS://api.example HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+  EXPECT_EQ(c.read_reply().status, 200);
+  const auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].target, "/ok?x=1");
+  EXPECT_EQ(seen[0].header("Host"), "API.example:8080");
+  EXPECT_EQ(seen[1].target, "/");
+  EXPECT_EQ(seen[1].header("Host"), "api.example");
+  expect_refused("GET http://a/x HTTP/1.1\r\n\r\n", 400, "bad_request");
 }
 
 TEST_F(framing_test, a_head_over_max_header_bytes_is_431) {

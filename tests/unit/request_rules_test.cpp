@@ -65,8 +65,24 @@ TEST(framing_problem, accepts_ordinary_requests) {
   EXPECT_FALSE(gw::proxy::framing_problem(parse("GET / HTTP/1.0\r\n\r\n")));
 }
 
+TEST(split_absolute_form, gives_the_authority_and_the_origin_form) {
+  using gw::proxy::split_absolute_form;
+  EXPECT_FALSE(gw::proxy::framing_problem(parse("GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n")));
+  const auto a = split_absolute_form("http://Api.example:8080/a/b?c=d");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->authority, "Api.example:8080");
+  EXPECT_EQ(a->origin, "/a/b?c=d");
+  EXPECT_EQ(split_absolute_form("HTTPS://h")->origin, "/");
+  EXPECT_EQ(split_absolute_form("http://h?q=1")->origin, "/?q=1");
+  EXPECT_EQ(split_absolute_form("http://[::1]:80/x")->authority, "[::1]:80");
+  for (const char* bad : {"/x", "http://", "http:///x", "http://u:p@h/", "http://h/x#f",
+                          "http://h/%zz", "ftp://h/", "http://h%41/", "http://h x/"})
+    EXPECT_FALSE(split_absolute_form(bad)) << bad;
+}
+
 TEST(framing_problem, refuses_ambiguous_or_foreign_forms) {
-  EXPECT_TRUE(gw::proxy::framing_problem(parse("GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n")));
+  EXPECT_TRUE(gw::proxy::framing_problem(parse("GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n")));
+  EXPECT_TRUE(gw::proxy::framing_problem(parse("GET x/y HTTP/1.1\r\nHost: x\r\n\r\n")));
   EXPECT_TRUE(gw::proxy::framing_problem(parse("GET * HTTP/1.1\r\nHost: x\r\n\r\n")));
   EXPECT_TRUE(gw::proxy::framing_problem(parse("GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n")));
   EXPECT_TRUE(gw::proxy::framing_problem(parse("GET /a\"b HTTP/1.1\r\nHost: x\r\n\r\n")));
