@@ -122,6 +122,8 @@ registry::registry(std::size_t slots) : slots_(std::max<std::size_t>(1, slots)) 
         {"upstream", "kind"});
   setup(config_reloads_, "gateway_config_reloads_total", "Configuration reloads by result",
         {"result"});
+  config_reloads(true);  // at 0 before the first reload (SPEC 8)
+  config_reloads(false);
   setup(rls_requests_, "gateway_rls_requests_total",
         "Rate limit service calls (ShouldRateLimit) by domain and overall code", {"domain", "code"});
   setup(rls_duration_, "gateway_rls_duration_seconds",

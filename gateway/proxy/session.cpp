@@ -170,11 +170,12 @@ asio::awaitable<void> session::run() {
       case head_status::closed:
         co_return;
       case head_status::too_large:
-        co_await respond(431, "header_too_large", "Request header too large", false);
+        record_refused_head(431, co_await respond(431, "header_too_large",
+                                                  "Request header too large", false));
         co_await close_gracefully();
         co_return;
       case head_status::malformed:
-        co_await respond(400, "bad_request", "Malformed request", false);
+        record_refused_head(400, co_await respond(400, "bad_request", "Malformed request", false));
         co_await close_gracefully();
         co_return;
       case head_status::ready:
@@ -188,6 +189,23 @@ asio::awaitable<void> session::run() {
     // not keep that memory.
     if (buffer_.size() == 0 && buffer_.capacity() > relay_buffer_size) buffer_.shrink_to_fit();
     if (head_.capacity() > 16 * 1024) std::string{}.swap(head_);
+  }
+}
+
+// A head refused before it was read as a request: counted and logged with no route, as an error.
+void session::record_refused_head(unsigned status, std::size_t bytes_out) {
+  const auto snap = worker_.current();
+  if (worker_.metrics_on())
+    snap->unrouted().requests.at(status, static_cast<std::size_t>(decision::error))
+        .inc(worker_.slot());
+  if (snap->config().server.access_log) {
+    access_entry entry;
+    entry.client_ip = peer_ip_;
+    entry.status = status;
+    entry.decision = to_string(decision::error);
+    entry.bytes_in = buffer_.size();
+    entry.bytes_out = bytes_out;
+    worker_.log().write(entry);
   }
 }
 
@@ -287,13 +305,21 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
 
   if (ec == http::error::body_limit) {
     out.status = 413;
+    out.decision = decision::error;
     out.bytes_out = co_await respond(413, "payload_too_large", "Request body too large", false);
     co_return log_and_return();
   }
   if (ec || !parser.is_header_done() || framing_problem(req)) {
     out.status = 400;
+    out.decision = decision::error;
     out.bytes_out = co_await respond(400, "bad_request", "Malformed request", false);
     co_return log_and_return();
+  }
+  if (auto absolute = split_absolute_form(req.target())) {
+    // RFC 9112 3.2.2: the target's authority replaces Host, and the upstream gets origin-form.
+    const std::string authority{absolute->authority};
+    req.set(http::field::host, authority);
+    req.target(absolute->origin);
   }
 
   const auto target = req.target();
@@ -715,6 +741,7 @@ asio::awaitable<void> session::refuse_body(beast::error_code ec, outcome& out) {
   out.keep_alive = false;
   if (ec == http::error::body_limit) {
     out.status = 413;
+    out.decision = decision::error;
     out.bytes_out += co_await respond(413, "payload_too_large", "Request body too large", false);
   } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
              is_timeout(ec) || ec == asio::error::connection_reset ||

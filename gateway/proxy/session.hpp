@@ -65,6 +65,7 @@ class session {
   // client is gone.
   boost::asio::awaitable<void> refuse_body(boost::beast::error_code ec, outcome& out);
   // A complete JSON response from the gateway itself (errors). Returns bytes written.
+  void record_refused_head(unsigned status, std::size_t bytes_out);
   boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view error,
                                               std::string_view message, bool keep_alive);
   boost::asio::awaitable<std::size_t> respond(unsigned status, std::string_view json,

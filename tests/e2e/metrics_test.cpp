@@ -117,6 +117,11 @@ TEST_F(metrics_test, counters_match_a_known_sequence_exactly) {
 }
 
 TEST_F(metrics_test, upstream_timeouts_and_reloads_are_counted) {
+  // Series the configuration fixes are there at 0 before their first event (SPEC 8).
+  auto start = scrape(ports_.admin);
+  EXPECT_EQ(sample(start, R"(gateway_config_reloads_total{result="failure"})"), 0);
+  EXPECT_EQ(sample(start, R"(gateway_config_reloads_total{result="success"})"), 0);
+  EXPECT_EQ(sample(start, R"(gateway_upstream_errors_total{upstream="backend",kind="timeout"})"), 0);
   EXPECT_EQ(request(ports_.listen, "GET", "/slow?ms=2000").status, 504);
   auto m = scrape_when(ports_.admin,
                        R"(gateway_requests_total{route="slow",code="504",decision="allowed"})", 1);
@@ -127,6 +132,26 @@ TEST_F(metrics_test, upstream_timeouts_and_reloads_are_counted) {
   ASSERT_TRUE(gateway_->wait_for_stderr("reload failed", 5s));
   m = scrape(ports_.admin);
   EXPECT_EQ(sample(m, R"(gateway_config_reloads_total{result="failure"})"), 1);
+}
+
+// Heads refused before any route was looked at: counted with no route and logged, as errors.
+TEST_F(metrics_test, heads_refused_before_routing_count_as_errors) {
+  for (const std::string raw : {std::string{"GET / HTTP/1.1\r\nHost: a\r\nX-Cr: a\rb\r\n\r\n"},
+                                std::string{"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n"},
+                                "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(70000, 'x') +
+                                    "\r\n\r\n"}) {
+    client_connection c{ports_.listen};
+    c.send(raw);
+    EXPECT_GE(c.read_reply().status, 400);
+  }
+  auto m = scrape_when(ports_.admin, R"(gateway_requests_total{route="",code="400",decision="error"})",
+                       2);
+  EXPECT_EQ(sample(m, R"(gateway_requests_total{route="",code="400",decision="error"})"), 2);
+  m = scrape_when(ports_.admin, R"(gateway_requests_total{route="",code="431",decision="error"})",
+                  1);
+  EXPECT_EQ(sample(m, R"(gateway_requests_total{route="",code="431",decision="error"})"), 1);
+  EXPECT_TRUE(gateway_->wait_for_stdout(R"("status":431,"decision":"error")", 5s));
+  EXPECT_TRUE(gateway_->wait_for_stdout(R"("status":400,"decision":"error")", 5s));
 }
 
 TEST_F(metrics_test, promtool_accepts_the_exposition) {
