@@ -1,7 +1,8 @@
 // The Redis store on a real three-master Redis Cluster (backend: redis_cluster): it finds the slot
 // map from a seed (past a dead one), sends each check to the master of its key's slot - one call
-// per slot, every node's calls in one write - and stays exact while a slot moves: a MOVED reply
-// and an ASK reply are followed within the call, and the state moved along is what counts.
+// per master and turn, every node's calls in one write - and stays exact while a slot moves: a
+// MOVED reply and an ASK reply are followed within the call, and the state moved along is what
+// counts.
 #include "store/redis/redis_store.hpp"
 #include "store/redis/scripts.hpp"
 #include "support/algorithm_cases.hpp"

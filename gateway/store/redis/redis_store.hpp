@@ -2,8 +2,8 @@
 // (backend: redis_cluster), with its own connections (storage.redis.connections_per_worker per
 // node) on the worker's io_context. The checks of every request that arrive during one turn of the
 // event loop are queued, and at the end of the turn leave as one EVALSHA per algorithm (see
-// scripts.hpp) - per algorithm and slot on a cluster, where a script's keys must share a slot:
-// one socket write per node and one round trip for the whole turn.
+// scripts.hpp) - per algorithm and master on a cluster, keys of several slots in one call with
+// the cross-slot script: one socket write per node and one round trip for the whole turn.
 // On a cluster the slot map comes from CLUSTER SLOTS, asked again after a MOVED or a lost node;
 // a MOVED or ASK reply sends the call on to the node named, so a resharding loses no check.
 #pragma once
