@@ -167,3 +167,43 @@ TEST_F(proxy_test, http10_client_gets_a_close_delimited_reply_of_a_chunked_upstr
 }
 
 }  // namespace
+
+namespace {
+
+// IPv6 end to end: the gateway listens on [::1], its upstream is on [::1], the client comes
+// through a proxy trusted by an IPv6 CIDR and names itself by an IPv6 forwarded address, and a
+// per-client limit counts each such client apart.
+TEST(ipv6, listens_forwards_and_limits_by_forwarded_address_on_loopback) {
+  test_upstream upstream{test_upstream_options{.address = "::1"}};
+  e2e_ports ports;
+  std::string yaml;
+  yaml += "server:\n  listen: \"[::1]:" + std::to_string(ports.listen) + "\"\n";
+  yaml += "  workers: 1\n  access_log: true\n";
+  yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) + "\n";
+  yaml += "identity:\n  trusted_proxies: [\"::1/128\"]\n";
+  yaml += "upstreams:\n  backend:\n    servers: [\"[::1]:" + std::to_string(upstream.port()) +
+          "\"]\n";
+  yaml += "routes:\n  - name: all\n    match: { path_prefix: / }\n    upstream: backend\n";
+  yaml += "    limits:\n      - name: per_ip\n        key: [client_ip]\n"
+          "        algorithm: fixed_window\n        requests: 2\n        window: 1h\n";
+  gateway_process gateway{gateway_binary(), yaml};
+  gateway.wait_ready(ports.admin);
+
+  auto from = [&](const std::string& forwarded) {
+    client_connection c{ports.listen, "::1"};
+    c.send("GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: " + forwarded +
+           "\r\nConnection: close\r\n\r\n");
+    return c.read_reply().status;
+  };
+  EXPECT_EQ(from("2001:db8::7"), 200);
+  EXPECT_EQ(from("2001:db8::7"), 200);
+  EXPECT_EQ(from("2001:db8::7"), 429);
+  EXPECT_EQ(from("[2001:db8::8]"), 200);  // another client, bracketed as some proxies write it
+  EXPECT_EQ(from("2001:db8::7, ::1"), 429);  // the trusted hop is skipped: still ::7
+  const auto seen = upstream.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].header("X-Forwarded-For"), "2001:db8::7, ::1");
+  ASSERT_TRUE(gateway.wait_for_stdout(R"("client_ip":"2001:db8::8")", 5s));
+}
+
+}  // namespace

@@ -1,0 +1,173 @@
+// Faults between the gateway and what it depends on, with real processes: a fault proxy
+// (tests/support/fault_proxy.hpp) between the gateway and Redis and between the gateway and its
+// upstream adds delay, black-holes, resets a reply half-way, or drips it a byte at a time. Each
+// case asserts what a user sees: the SPEC's status, no request waiting past its configured
+// timeout, the gateway still running with no descriptor left behind, and limits exact again once
+// the fault is gone.
+#include "admin_probes.hpp"
+#include "e2e_config.hpp"
+#include "support/fault_proxy.hpp"
+#include "support/gateway_process.hpp"
+#include "support/http_client.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_upstream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+
+#include <chrono>
+#include <string>
+
+namespace {
+
+using namespace gw::test;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+constexpr auto command_timeout = 200ms;
+constexpr auto upstream_timeout = 500ms;
+// Room for a busy machine on top of a configured timeout.
+constexpr auto room = 400ms;
+
+std::string route(const std::string& name, const std::string& failure_mode,
+                  std::uint64_t requests) {
+  return "  - name: " + name + "\n    match: { path_prefix: /" + name + " }\n" +
+         "    upstream: backend\n    failure_mode: " + failure_mode + "\n" +
+         "    limits:\n      - name: whole_route\n        key: [route]\n" +
+         "        algorithm: fixed_window\n        requests: " + std::to_string(requests) +
+         "\n        window: 1h\n";
+}
+
+std::size_t open_fds(pid_t pid) {
+  std::size_t n = 0;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+// Redis and the upstream, each behind a fault proxy, and one gateway of one worker.
+class faults_test : public ::testing::Test {
+ protected:
+  faults_test()
+      : to_redis_{redis_.port()},
+        to_upstream_{upstream_.port()},
+        gateway_{gateway_binary(), config()} {
+    gateway_.wait_ready(ports_.admin);
+    EXPECT_TRUE(eventually([&] { return readyz(ports_.admin) == 200; }, 5s));
+    // Warm: the connections to Redis and the upstream exist before anything is counted.
+    EXPECT_EQ(get("/open").status, 200);
+    fds_ = open_fds(gateway_.pid());
+  }
+
+  std::string config() const {
+    std::string yaml = "server:\n  listen: 127.0.0.1:" + std::to_string(ports_.listen) + "\n";
+    yaml += "  workers: 1\n  access_log: false\n";
+    yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports_.admin) + "\n";
+    yaml += "storage:\n  backend: redis\n  local_cache: false\n  redis:\n";
+    yaml += "    address: 127.0.0.1:" + std::to_string(to_redis_.port()) + "\n";
+    yaml += "    command_timeout: " + std::to_string(command_timeout.count()) + "ms\n";
+    yaml += "upstreams:\n  backend:\n    servers: [127.0.0.1:" +
+            std::to_string(to_upstream_.port()) + "]\n";
+    yaml += "    timeout: " + std::to_string(upstream_timeout.count()) + "ms\n";
+    yaml += "routes:\n" + route("open", "open", 1'000'000) + route("closed", "closed", 1'000'000) +
+            route("exact", "closed", 5) + route("download", "open", 1'000'000);
+    return yaml;
+  }
+
+  // One request on a fresh connection; fails the test if it took longer than `most`.
+  http_reply get(const std::string& target,
+                 std::chrono::milliseconds most = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     upstream_timeout + command_timeout + room)) {
+    const auto start = steady::now();
+    auto reply = request(ports_.listen, "GET", target, {}, {}, 10s);
+    EXPECT_LT(steady::now() - start, most) << target << " answered " << reply.status;
+    return reply;
+  }
+
+  // After the fault: the store is used again, and /exact admits exactly its 5.
+  void expect_recovered() {
+    to_redis_.set(fault::none);
+    to_upstream_.set(fault::none);
+    EXPECT_TRUE(eventually([&] { return get("/closed").status == 200; }, 5s));
+    int ok = 0, limited = 0, other = 0;
+    for (int i = 0; i < 8; ++i) {
+      const auto status = get("/exact").status;
+      (status == 200 ? ok : status == 429 ? limited : other)++;
+    }
+    EXPECT_EQ(ok, 5);
+    EXPECT_EQ(limited, 3);
+    EXPECT_EQ(other, 0);
+    EXPECT_TRUE(gateway_.running()) << gateway_.stderr_text();
+    // The fault's connections are gone; at most a pooled one more than before.
+    EXPECT_TRUE(eventually([&] { return open_fds(gateway_.pid()) <= fds_ + 1; }, 5s))
+        << open_fds(gateway_.pid()) << " descriptors open, " << fds_ << " before";
+  }
+
+  redis_server redis_;
+  test_upstream upstream_;
+  fault_proxy to_redis_, to_upstream_;
+  e2e_ports ports_;
+  gateway_process gateway_;
+  std::size_t fds_ = 0;
+};
+
+TEST_F(faults_test, redis_black_hole_fails_by_mode_within_command_timeout) {
+  to_redis_.set(fault::black_hole);
+  for (int i = 0; i < 3; ++i) {
+    const auto closed = get("/closed", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           command_timeout + room));
+    EXPECT_EQ(closed.status, 503);
+    EXPECT_NE(closed.body.find("\"error\":\"unavailable\""), std::string::npos) << closed.body;
+    EXPECT_EQ(get("/open").status, 200);
+  }
+  EXPECT_GT(metric(ports_.admin, "gateway_store_errors_total",
+                   {R"(backend="redis")", R"(kind="timeout")"}),
+            0);
+  expect_recovered();
+}
+
+TEST_F(faults_test, redis_reply_reset_half_way_fails_by_mode) {
+  to_redis_.set(fault::reset_reply, 0ms, 3);  // 3 bytes of the next reply, then a reset
+  EXPECT_EQ(get("/closed").status, 503);
+  EXPECT_EQ(get("/open").status, 200);
+  expect_recovered();
+}
+
+TEST_F(faults_test, redis_replies_dripped_or_delayed_still_count_exactly) {
+  to_redis_.set(fault::drip, 1ms);  // a check's reply is about 40 bytes: well within the timeout
+  EXPECT_EQ(get("/closed").status, 200);
+  to_redis_.set(fault::delay, 50ms);
+  EXPECT_EQ(get("/closed").status, 200);
+  expect_recovered();  // under no fault: counted from here
+  to_redis_.set(fault::drip, 1ms);
+  EXPECT_EQ(get("/exact").status, 429);  // the 5 were spent: still refused, through the drip
+}
+
+TEST_F(faults_test, upstream_black_hole_is_504_within_the_upstream_timeout) {
+  to_upstream_.set(fault::black_hole);
+  const auto reply = get("/open");
+  EXPECT_EQ(reply.status, 504);
+  EXPECT_GT(metric(ports_.admin, "gateway_upstream_errors_total",
+                   {R"(upstream="backend")", R"(kind="timeout")"}),
+            0);
+  expect_recovered();
+}
+
+TEST_F(faults_test, upstream_reply_reset_half_way_is_502) {
+  to_upstream_.set(fault::reset_reply, 0ms, 10);  // "HTTP/1.1 2", then a reset
+  EXPECT_EQ(get("/open").status, 502);
+  expect_recovered();
+}
+
+TEST_F(faults_test, upstream_reply_dripped_arrives_whole) {
+  to_upstream_.set(fault::drip, 1ms);
+  const auto reply = get("/download?bytes=64", 5s);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body.size(), 64u);
+  expect_recovered();
+}
+
+}  // namespace
