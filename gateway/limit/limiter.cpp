@@ -90,7 +90,7 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
     // Running low: this request goes to the store and brings the next lease, while the others
     // go on with what is left of this one (the two are merged when it arrives).
     if (2 * held.units < held.granted && !held.renewing &&
-        store_->renews_early(held.policy.algo))
+        !store_->takes_back_only_untouched(held.policy.algo))
       return false;
   }
   r.result.error = store::error_kind::none;
@@ -114,12 +114,30 @@ bool limiter::answered_from_leases(request_limits& r, const judging& how) {
   return true;
 }
 
+// What this worker holds of a key the store takes units back into only while untouched
+// (token_bucket on Redis) goes back before this request's check touches it.
+void limiter::give_back_before_asking(const request_limits& r) {
+  if (leases_.empty()) return;
+  for (const auto& c : r.checks) {
+    if (!store_->takes_back_only_untouched(c.policy.algo)) continue;
+    const auto held = leases_.find(c.key);
+    if (held == leases_.end() || held->second.units == 0) continue;
+    store_->release(c.key, held->second.policy, held->second.units, held->second.mark);
+    inc(units_returned_, slot_, held->second.units);
+    held->second.units = 0;
+  }
+}
+
 // For hot keys of leasable limits, ask the store for several units at once: as many as the key
 // was seen in the last lease period, twice over, at most max_units (the store then takes at
 // most a quarter of what is left, so near the limit a lease shrinks to the request itself).
+// Only when every limit of the request can be leased: a request that must go to the store for
+// one limit anyway would never be answered from the others' leases.
 void limiter::ask_for_leases(request_limits& r, const judging& how) {
   for (auto& c : r.checks) c.lease_want = 0;
   if (!how.lease) return;
+  for (std::size_t i = 0; i < r.checks.size(); ++i)
+    if (!r.applied[i].limit->lease || !store_->leases(r.checks[i].policy.algo)) return;
   const auto period =
       std::chrono::duration_cast<std::chrono::microseconds>(how.lease->max_duration).count();
   if (heat_.size() > 65536) heat_.clear();  // bounded; only the hot keys come back at once
@@ -292,6 +310,7 @@ std::optional<outcome> limiter::decide_now(request_limits& r, const judging& how
     r.wait_for_lease = true;
     return std::nullopt;
   }
+  give_back_before_asking(r);
   ask_for_leases(r, how);
   const auto asked = std::chrono::steady_clock::now();
   auto answered = store_->try_check_now(r.checks);
@@ -313,6 +332,7 @@ boost::asio::awaitable<outcome> limiter::ask_store(request_limits& r, const judg
       // The renewal came: from it, or, if it found the key over its limit, from the cache.
       if (answered_from_leases(r, how) || answered_from_cache(r, how)) co_return conclude(r, how);
     }
+    give_back_before_asking(r);
     ask_for_leases(r, how);
   }
   const auto asked = std::chrono::steady_clock::now();

@@ -80,6 +80,7 @@ class limiter {
   bool answered_from_leases(request_limits& r, const judging& how);
   std::shared_ptr<boost::asio::steady_timer> renewal_to_wait_for(const request_limits& r,
                                                                  const judging& how);
+  void give_back_before_asking(const request_limits& r);
   void ask_for_leases(request_limits& r, const judging& how);
   void keep_leases(request_limits& r, const judging& how, outcome o);
   void release_expired(micros now);

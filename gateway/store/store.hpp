@@ -61,10 +61,11 @@ class store {
   }
   // Whether checks of this algorithm may ask for leases (limit_check::lease_want).
   virtual bool leases(algorithms::algorithm) const { return false; }
-  // Whether a lease of this algorithm is renewed before it runs out. A store whose release only
-  // counts when nothing was taken after the lease (token_bucket on Redis) says no: the units a
-  // renewal gives back would be lost, so a lease is spent to its end first.
-  virtual bool renews_early(algorithms::algorithm) const { return true; }
+  // True when units a lease of this algorithm gives back count only if nothing was taken from
+  // the key after the lease (token_bucket on Redis). Such a lease is spent to its end before the
+  // next is asked for, and what a worker holds of a key goes back before the worker asks the
+  // store about that key: otherwise the units would be lost, not returned.
+  virtual bool takes_back_only_untouched(algorithms::algorithm) const { return false; }
   // Gives back units a lease did not use, without waiting for an answer (losing it only admits
   // less). `key` is the check's key.
   virtual void release(std::string_view /*key*/, const algorithms::policy&,

@@ -109,6 +109,16 @@ struct cluster_client {
   redis_store store;
 };
 
+// Runs the client's loop (releases go out from it) until `condition` holds, at most 5 s.
+template <typename F>
+bool eventually_in(cluster_client& client, F condition) {
+  for (int i = 0; i < 50; ++i) {
+    if (condition()) return true;
+    client.idle(100ms);
+  }
+  return condition();
+}
+
 // How many error replies of `kind` (MOVED, ASK, TRYAGAIN...) a node has given (INFO errorstats).
 int errors_of(gw::test::redis_server& node, const std::string& kind) {
   const auto info = node.command({"INFO", "errorstats"});
@@ -331,6 +341,49 @@ TEST_F(redis_cluster_test, keys_of_several_slots_of_one_master_go_in_one_call) {
   for (const auto& [key, n] : each(10)) EXPECT_EQ(n, 1) << key;  // 5 in all, exactly
   cluster_->begin_move(moving, 0, {states[1]});
   cluster_->finish_move(moving, 0);
+}
+
+// Leases over keys of several slots of one master: one cross-slot call takes them (the lease
+// script of one node, brought by NOSCRIPT on its first use), and what is given back returns to
+// each key's own slot.
+TEST_F(redis_cluster_test, leases_of_several_slots_of_one_master_are_taken_and_given_back) {
+  cluster_client client{{endpoint_of(0)}};
+  std::vector<limit_check> checks;
+  std::vector<std::string> states;
+  std::set<std::uint16_t> slots;
+  for (int i = 0; checks.size() < 3; ++i) {
+    limit_check c{"rl:{cross-lease:" + std::to_string(i) + "}",
+                  make(algorithm::fixed_window, 100, 3600 * s)};
+    c.lease_want = 8;
+    c.lease_max = 1'000'000;
+    const auto state = gw::store::redis::state_key(c.key, algorithm::fixed_window);
+    const auto slot = cluster_->slot_of(state);
+    if (cluster_->owner(slot) != 0 || !slots.insert(slot).second) continue;
+    checks.push_back(c);
+    states.push_back(state);
+  }
+  std::vector<std::optional<check_result>> results(checks.size());
+  std::size_t done = 0;
+  client.io.restart();
+  for (std::size_t i = 0; i < checks.size(); ++i)
+    asio::co_spawn(client.io, cluster_check(client.store, {checks[i]}),
+                   [&, i](std::exception_ptr e, check_result r) {
+                     if (!e) results[i] = std::move(r);
+                     if (++done == checks.size()) client.io.stop();
+                   });
+  client.io.run_for(10s);
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    ASSERT_TRUE(results[i] && results[i]->ok()) << checks[i].key;
+    ASSERT_EQ(results[i]->leases.size(), 1u);
+    EXPECT_EQ(results[i]->leases[0].granted, 8u) << checks[i].key;  // 8 asked, 25 a quarter
+    EXPECT_EQ(cluster_->node(0).command({"HGET", states[i], "count"}), "8");
+  }
+  for (std::size_t i = 0; i < checks.size(); ++i)
+    client.store.release(checks[i].key, checks[i].policy, 5, results[i]->leases[0].mark);
+  for (std::size_t i = 0; i < checks.size(); ++i)
+    EXPECT_TRUE(eventually_in(client, [&] {
+      return cluster_->node(0).command({"HGET", states[i], "count"}) == "3";
+    })) << checks[i].key;
 }
 
 // Nodes that name themselves by host name (cluster-preferred-endpoint-type hostname): the slot

@@ -183,6 +183,25 @@ TEST_F(redis_leases, gcra_holes_are_time_to_a_policy_with_another_interval) {
   EXPECT_EQ(admitted, 41);
 }
 
+// A hole is spent only up to the requesting policy's own horizon, now + burst x t: a reload to a
+// faster limit (or a tier with a smaller burst) on the same key never gets more than its burst
+// out of time a slower policy gave back.
+TEST_F(redis_leases, gcra_holes_are_spent_only_within_the_requesting_policys_burst) {
+  const auto slow = make(algorithm::gcra, 100, 100 * s);  // a slot a second, horizon 100 s
+  const auto k = key(algorithm::gcra, "horizon");
+  const auto first = take(k, slow, t0, 20, 50 * ms);
+  ASSERT_EQ(take(k, slow, t0, 10, 50 * ms).lease.granted, 10u);
+  release(k, slow, 15, first.lease.mark, t0);  // hole [5.05 s, 20.05 s), tat 30.05 s
+  // 100 per 10 s: a slot every 0.1 s, horizon 10 s. Only the hole's time up to 10.01 s serves:
+  // 49 slots, and tat (30 s ahead) nothing. Without the horizon it would be 150.
+  const auto fast = make(algorithm::gcra, 100, 10 * s);
+  int admitted = 0;
+  while (client_->check(k, fast, t0 + 10 * ms).admitted) ++admitted;
+  EXPECT_EQ(admitted, 49);
+  // A lease for the fast policy takes nothing past its horizon either.
+  EXPECT_EQ(take(k, fast, t0 + 10 * ms, 10, 50 * ms).lease.granted, 0u);
+}
+
 // Ten holes given back between leases still held: the 8 that are gone last are kept.
 TEST_F(redis_leases, gcra_keeps_the_eight_holes_that_last_longest) {
   const auto p = make(algorithm::gcra, 100, 100 * s);

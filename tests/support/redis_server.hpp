@@ -39,7 +39,8 @@ class redis_server {
 
   // SIGTERM and wait for the exit (SIGKILL after `timeout`). Nothing if already stopped.
   void stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  // Starts again on the same port (for restart tests), data gone as after a crash.
+  // Starts again on the same port (for restart tests): data gone as after a crash, unless
+  // extra_args turned persistence on (e.g. --appendonly yes).
   void start();
 
   // CLIENT PAUSE <ms> (all commands): the server accepts connections but answers nothing until

@@ -85,11 +85,10 @@ redis_store::redis_store(asio::io_context& io, const config::redis_settings& set
   base_.command_timeout = settings.command_timeout;
   for (auto a : {algorithms::algorithm::gcra, algorithms::algorithm::token_bucket,
                  algorithms::algorithm::sliding_window, algorithms::algorithm::sliding_log,
-                 algorithms::algorithm::fixed_window}) {
+                 algorithms::algorithm::fixed_window})
     base_.handshake.push_back({"SCRIPT", "LOAD", std::string{script_for(a).source}});
-    if (mode_ == mode::cluster)
-      base_.handshake.push_back({"SCRIPT", "LOAD", std::string{node_script_for(a).source}});
-  }
+  // (The cross-slot scripts are not loaded here: Redis before 7.0 cannot compile them, and must
+  // still be served. Their first call on a connection brings them, by NOSCRIPT and EVAL.)
   if (mode_ == mode::single) {
     node_at(settings.address.host, settings.address.port);
   } else {
@@ -376,7 +375,7 @@ void redis_store::send(connection& conn, group calls, call_route route) {
   // slot declares all its keys: a slot half-way through a migration is then answered with ASK
   // or TRYAGAIN, never read as empty (a script reading a key it did not declare, sent with
   // ASKING to the importing node, would find it missing there and start it afresh).
-  const bool node = mode_ == mode::cluster && spans_slots(calls);
+  const bool node = mode_ == mode::cluster && cross_slot_ && spans_slots(calls);
   const auto& script = node ? (leasing ? *node_lease_script_for(algo) : node_script_for(algo))
                             : (leasing ? *lease_script_for(algo) : script_for(algo));
   const auto suffix = algorithms::to_string(algo);
@@ -473,24 +472,31 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
       send(conn, std::move(calls), route);
       return;
     }
-    if (mode_ == mode::cluster && spans_slots(calls)) {
+    const auto redirect = mode_ == mode::cluster ? parse_redirect(message) : std::nullopt;
+    if (mode_ == mode::cluster && spans_slots(calls) && !(redirect && redirect->host == "?") &&
+        route.redirects < max_redirects) {
       // Keys of several slots: the node has stopped serving one of them (a redirection for the
-      // first, "non local key" for the others), or is half-way through moving it. Each slot's
-      // keys go on in a call of their own, where the redirections below follow them.
-      const auto redirect = parse_redirect(message);
-      if (redirect && redirect->moved && redirect->host != "?")
+      // first, "non local key" for the others), is half-way through moving it, or one key's
+      // state is unreadable. Each slot's keys go on in a call of their own, where the
+      // redirections below follow them and an error fails that slot's checks only.
+      if (redirect && redirect->moved)
         slot_owner_[redirect->slot] = index_of(node_at(
             redirect->host.empty() ? conn.host() : redirect->host, redirect->port));
-      if ((redirect || message.find("non local key") != std::string_view::npos ||
-           message.starts_with("TRYAGAIN")) &&
-          route.redirects < max_redirects) {
-        refresh_slots_soon();
-        send_by_slot(std::move(calls), route);
-        return;
+      if (message.find("Error compiling script") != std::string_view::npos ||
+          message.find("shebang") != std::string_view::npos) {
+        // A Redis before 7.0: no cross-slot script; a call per slot from now on.
+        cross_slot_ = false;
+        spdlog::warn("redis cluster {}:{}: no cross-slot scripts (Redis 7 has them), one call "
+                     "per slot: {}", conn.host(), conn.port(), message);
       }
-    } else if (mode_ == mode::cluster) {
-      if (auto redirect = parse_redirect(message);
-          redirect && redirect->host == "?") {
+      if (redirect || message.find("non local key") != std::string_view::npos ||
+          message.starts_with("TRYAGAIN"))
+        refresh_slots_soon();
+      send_by_slot(std::move(calls), route);
+      return;
+    }
+    if (mode_ == mode::cluster) {
+      if (redirect && redirect->host == "?") {
         // A node nobody can name: nowhere to go, and no owner to learn. The slot map may know.
         error = error_kind::connection;
       } else if (redirect && route.redirects < max_redirects) {

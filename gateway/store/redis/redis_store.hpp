@@ -5,7 +5,8 @@
 // scripts.hpp) - per algorithm and master on a cluster, keys of several slots in one call with
 // the cross-slot script: one socket write per node and one round trip for the whole turn.
 // On a cluster the slot map comes from CLUSTER SLOTS, asked again after a MOVED or a lost node;
-// a MOVED or ASK reply sends the call on to the node named, so a resharding loses no check.
+// a MOVED or ASK reply sends a call of one slot on to the node named, and a call of several
+// slots goes on as one call per slot, so a resharding loses no check.
 #pragma once
 
 #include "config/config.hpp"
@@ -42,8 +43,8 @@ class redis_store final : public store {
   bool available() const override;
   bool caches_rejections() const override { return true; }
   bool leases(algorithms::algorithm a) const override;
-  bool renews_early(algorithms::algorithm a) const override {
-    return a != algorithms::algorithm::token_bucket;  // its release: scripts.cpp
+  bool takes_back_only_untouched(algorithms::algorithm a) const override {
+    return a == algorithms::algorithm::token_bucket;  // its release: scripts.cpp
   }
   void release(std::string_view key, const algorithms::policy& p, std::uint64_t unused,
                algorithms::micros mark) override;
@@ -127,6 +128,7 @@ class redis_store final : public store {
   std::vector<std::uint32_t> slot_owner_;  // cluster: index in nodes_ per slot, or no_owner
   static constexpr std::uint32_t no_owner = ~0u;
   bool slots_known_ = false;
+  bool cross_slot_ = true;  // cleared by a Redis that cannot run the cross-slot scripts
   bool unreachable_ = false;  // the last round of CLUSTER SLOTS found nobody to answer
   bool refreshing_ = false;
   std::size_t failed_refreshes_ = 0;  // in a row: each asks the next node at once

@@ -1,6 +1,7 @@
 // The Lua scripts (see scripts.hpp): a shared prelude, the algorithm's check() mirroring its
-// function in algorithms/algorithms.cpp line for line (where the Lua differs in form, a comment says
-// why the result is the same; what leases add, the memory store never needs), and a driver that runs check() for every key of the call.
+// function in algorithms/algorithms.cpp line for line (where the Lua differs in form, a comment
+// says why the result is the same; what leases add, the memory store never needs), and a driver
+// that runs check() for every key of the call.
 // Lua 5.1 numbers are doubles: every quantity here is an integer below 2^53 (the config loader
 // bounds max(requests, burst) x window by 2^53), where doubles are exact; the only rounding
 // operation is division, which idiv corrects.
@@ -73,7 +74,7 @@ local function save(key, s, reset)
 end
 )lua";
 
-// The checks' time: ARGV[1], or Redis TIME when it is empty (the release scripts have no clock).
+// The time: ARGV[1], or Redis TIME when it is empty (as the gateway sends it; tests set it).
 constexpr std::string_view clock = R"lua(
 if ARGV[1] ~= '' then
   now = tonumber(ARGV[1])
@@ -174,10 +175,10 @@ local function trim(holes, from)
   return kept
 end
 
--- Whole slots of t in the holes.
-local function spare(holes, t)
+-- Whole slots of t in the holes that end by `horizon`.
+local function spare(holes, t, horizon)
   local n = 0
-  for _, h in ipairs(holes) do n = n + idiv(h[2] - h[1], t) end
+  for _, h in ipairs(holes) do n = n + idiv(math.max(0, math.min(h[2], horizon) - h[1]), t) end
   return n
 end
 
@@ -192,14 +193,16 @@ function check(key, requests, window, burst, cost)
   end
   -- Not in the C++ (the memory store never leases): time a lease gave back serves a request
   -- first, from the front of the soonest hole that has room. The slot starts at or after now and
-  -- ends by the hole's end, which the lease's own take allowed by (then) + burst x t: the request
-  -- keeps gcra's bound (README "Leases").
+  -- ends by now + burst x t, as an ordinary slot would (the hole was made under the policy of
+  -- whoever leased it, which may have had a longer horizon): the request keeps gcra's bound
+  -- (README "Leases").
+  local horizon = now + burst * t
   if cost > 0 then
     for _, h in ipairs(holes) do
-      if h[2] - h[1] >= cost * t then
+      if h[2] - h[1] >= cost * t and h[1] + cost * t <= horizon then
         h[1] = h[1] + cost * t
         local used = ceil_div(tat - now, t)
-        local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t))
+        local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t, horizon))
         save(key, {tat = stored.tat, holes = trim(holes, now)}, tat - now)
         return true, remaining, tat - now, 0
       end
@@ -213,7 +216,7 @@ function check(key, requests, window, burst, cost)
   local used = ceil_div(new_tat - now, t)
   local remaining = 0
   if burst > used then remaining = burst - used end
-  remaining = math.min(burst, remaining + spare(holes, t))
+  remaining = math.min(burst, remaining + spare(holes, t, horizon))
   local reset = new_tat - now
   if admitted then save(key, {tat = new_tat, holes = holes}, reset) end
   local retry_after = 0
@@ -434,9 +437,9 @@ end
 
 // Leases (SPEC 12): the calling convention of `driver` with two more arguments per key after
 // p_1 .. p_n: <want_1> <max_us_1> .. <want_n> <max_us_n>. A key with want > cost asks for a
-// lease: the algorithm's take() gives k units at once, k >= cost and, but for units given back
-// earlier (gcra's holes), at most a quarter of what is left (so that several holders together
-// never take the last of it, and a key near its limit is checked request by request), for at
+// lease: the algorithm's take() gives k units at once, cost <= k <= a quarter of what is left
+// (so that several holders together never take the last of it, and a key near its limit is
+// checked request by request; gcra may give more from a hole, time given back earlier), for at
 // most max_us; otherwise the check is an ordinary one. Seven integers per key: the decision's
 // four, granted (0: no lease), the lease's life_us, and its mark (what the release needs: the
 // window's start, gcra's slots' end, sliding_log's time, token_bucket's stamp).
@@ -504,13 +507,14 @@ local function take(key, requests, window, burst, cost, want, max_us)
     local start = math.max(tat, from)
     local tail = 0
     if now + burst * t > start then tail = idiv(now + burst * t - start, t) end
-    -- Slots of a hole from `from` on, taken from its end: its front stays for ordinary checks.
-    -- The hole that is gone soonest goes first, even for a smaller lease: holes drain, and
-    -- their number stays near the number of holders.
+    -- Slots of a hole from `from` on and up to the horizon, taken from the end of that: the
+    -- hole's front stays for ordinary checks. The hole that is gone soonest goes first, even
+    -- for a smaller lease: holes drain, and their number stays near the number of holders.
+    local horizon = now + burst * t
     local best, in_hole, usable = nil, 0, 0
     for i, h in ipairs(holes) do
-      local n = 0
-      if h[2] > from then n = idiv(h[2] - math.max(h[1], from), t) end
+      local last, n = math.min(h[2], horizon), 0
+      if last > from then n = idiv(last - math.max(h[1], from), t) end
       usable = usable + n
       if not best and n >= cost then best, in_hole = i, n end
     end
@@ -524,8 +528,9 @@ local function take(key, requests, window, burst, cost, want, max_us)
       local finish
       if best then
         local h = holes[best]
-        finish = h[2]
-        h[2] = h[2] - k * t
+        finish = math.min(h[2], horizon)
+        if finish < h[2] then table.insert(holes, best + 1, {finish, h[2]}) end  -- past the horizon
+        h[2] = finish - k * t
         if h[2] <= h[1] then table.remove(holes, best) end
       else
         finish = start + k * t
@@ -533,7 +538,7 @@ local function take(key, requests, window, burst, cost, want, max_us)
       end
       local new_tat = math.max(tat, stored and stored.tat or 0)
       local used = ceil_div(new_tat - now, t)
-      local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t))
+      local remaining = math.min(burst, math.max(0, burst - used) + spare(holes, t, horizon))
       save(key, {tat = new_tat, holes = holes}, new_tat - now)
       return true, remaining, new_tat - now, 0, k, max_us, finish
     end
@@ -591,8 +596,9 @@ end
 )lua";
 
 // Giving back what a lease did not use: KEYS are the state keys, ARGV[1] the clock as the checks'
-// (read only by gcra), then per key <unused> <mark> <unit> (the window for the window algorithms). fixed_window: only into the window the units
-// were taken from (a later window never held them); HINCRBY keeps the key's TTL.
+// (read only by gcra), then per key <unused> <mark> <unit> (the window for the window
+// algorithms). fixed_window: only into the window the units were taken from (a later window
+// never held them); HINCRBY keeps the key's TTL.
 constexpr std::string_view fixed_window_release = R"lua(
 for i = 1, #KEYS do
   local unused = tonumber(ARGV[3 * i - 1])
@@ -625,12 +631,12 @@ end
 return 0
 )lua";
 
-// gcra (after the clock and the gcra body, for now, parse, trim and text): the unused slots are the lease's last
-// ones, the time [finish - unused x t, finish), with ARGV <unused> <finish> <t>. It becomes a
-// hole, joined to the holes it touches, and tat moves back over the holes that end at it (so a
-// lease nothing was taken after leaves no hole). Holes already past are dropped; of the rest at
-// most 8 are kept, dropping the soonest gone (which only admits less). A key whose state cannot
-// be read is left as it is. SET KEEPTTL: the key lives as long as its tat says.
+// gcra (after the clock and the gcra body, for now, parse, trim and text): the unused slots are
+// the lease's last ones, the time [finish - unused x t, finish), with ARGV <unused> <finish> <t>.
+// It becomes a hole, joined to the holes it touches, and tat moves back over the holes that end
+// at it (so a lease nothing was taken after leaves no hole). Holes already past are dropped; of
+// the rest at most 8 are kept, dropping the soonest gone (which only admits less). A key whose
+// state cannot be read is left as it is. SET KEEPTTL: the key lives as long as its tat says.
 constexpr std::string_view gcra_release = R"lua(
 for i = 1, #KEYS do
   local unused = tonumber(ARGV[3 * i - 1])
@@ -725,7 +731,7 @@ struct script_table {
     struct parts {
       algorithms::algorithm algo;
       std::string_view body, take, release;
-      bool release_reads_state;  // the release script needs the clock and the body's parse
+      bool release_needs_body;  // the release script needs the clock and the body's parse
     };
     constexpr std::array<parts, 5> all{{
         {algorithms::algorithm::gcra, gcra_body, gcra_take, gcra_release, true},
@@ -748,22 +754,20 @@ struct script_table {
         if (node) source.append(node_shebang);
         source.append("-- gateway rate limit").append(title).append(name).append("\n");
         if (node) source.append(node_keys);
-        source.append(common).append(rest);
+        source.append(rest);
         return script{algorithms::to_string(p.algo), source, sha1_hex(source)};
       };
-      const std::string check_rest = std::string{read_policies} + std::string{driver};
+      const std::string check_rest = common + std::string{read_policies} + std::string{driver};
       scripts[i] = make(sources[i], ": ", false, check_rest);
       node_scripts[i] = make(node_sources[i], " (one cluster node): ", true, check_rest);
       if (p.take.empty()) continue;
-      const std::string lease_rest =
-          std::string{p.take} + std::string{read_policies} + std::string{lease_driver};
+      const std::string lease_rest = common + std::string{p.take} + std::string{read_policies} +
+                                     std::string{lease_driver};
       leases[i] = make(lease_sources[i], " lease: ", false, lease_rest);
       node_leases[i] = make(node_lease_sources[i], " lease (one cluster node): ", true, lease_rest);
-      release_sources[i] = "-- gateway rate limit release: " + name + "\n";
-      if (p.release_reads_state) release_sources[i] += common;
-      release_sources[i] += std::string{p.release};
-      releases[i] =
-          script{algorithms::to_string(p.algo), release_sources[i], sha1_hex(release_sources[i])};
+      const std::string release_rest = (p.release_needs_body ? common : std::string{}) +
+                                       std::string{p.release};
+      releases[i] = make(release_sources[i], " release: ", false, release_rest);
     }
   }
   script_table(const script_table&) = delete;
@@ -831,7 +835,8 @@ bool read_lease(std::string_view reply, std::size_t i, algorithms::decision& d,
 bool read_decision(std::string_view reply, std::size_t i, algorithms::decision& d) {
   if (reply.size() < reply_bytes_per_check * (i + 1)) return false;
   std::int64_t fields[4];
-  const auto* bytes = reinterpret_cast<const unsigned char*>(reply.data()) + reply_bytes_per_check * i;
+  const auto* bytes =
+      reinterpret_cast<const unsigned char*>(reply.data()) + reply_bytes_per_check * i;
   for (auto& field : fields) {
     std::uint64_t v = 0;
     for (int b = 0; b < 8; ++b) v = (v << 8) | *bytes++;

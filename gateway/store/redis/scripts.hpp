@@ -1,7 +1,7 @@
-// The five algorithms of limit/algorithms.cpp as Redis Lua scripts, one per algorithm, so that a
-// check and its update are one atomic step in Redis and agree case for case with the memory store.
-// One call carries many checks: a worker sends the checks of all requests of one event-loop turn
-// as one EVALSHA per algorithm, so Redis runs one script, not one per request.
+// The five algorithms of algorithms/algorithms.cpp as Redis Lua scripts, one per algorithm, so
+// that a check and its update are one atomic step in Redis and agree case for case with the
+// memory store. One call carries many checks: a worker sends the checks of all requests of one
+// event-loop turn as one EVALSHA per algorithm, so Redis runs one script, not one per request.
 #pragma once
 
 #include "algorithms/algorithms.hpp"
