@@ -14,8 +14,6 @@
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
 #include <chrono>
 #include <string>
 
@@ -39,15 +37,6 @@ std::string route(const std::string& name, const std::string& failure_mode,
          "\n        window: 1h\n";
 }
 
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (readdir(d)) ++n;
-    closedir(d);
-  }
-  return n;
-}
-
 // Redis and the upstream, each behind a fault proxy, and one gateway of one worker.
 class faults_test : public ::testing::Test {
  protected:
@@ -59,7 +48,7 @@ class faults_test : public ::testing::Test {
     EXPECT_TRUE(eventually([&] { return readyz(ports_.admin) == 200; }, 5s));
     // Warm: the connections to Redis and the upstream exist before anything is counted.
     EXPECT_EQ(get("/open").status, 200);
-    fds_ = open_fds(gateway_.pid());
+    fds_ = gateway_.open_fds();
   }
 
   std::string config() const {
@@ -102,8 +91,8 @@ class faults_test : public ::testing::Test {
     EXPECT_EQ(other, 0);
     EXPECT_TRUE(gateway_.running()) << gateway_.stderr_text();
     // The fault's connections are gone; at most a pooled one more than before.
-    EXPECT_TRUE(eventually([&] { return open_fds(gateway_.pid()) <= fds_ + 1; }, 5s))
-        << open_fds(gateway_.pid()) << " descriptors open, " << fds_ << " before";
+    EXPECT_TRUE(eventually([&] { return gateway_.open_fds() <= fds_ + 1; }, 5s))
+        << gateway_.open_fds() << " descriptors open, " << fds_ << " before";
   }
 
   redis_server redis_;

@@ -10,8 +10,6 @@
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -24,15 +22,6 @@ namespace {
 using namespace gw::test;
 using namespace std::chrono_literals;
 
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (readdir(d)) ++n;
-    closedir(d);
-  }
-  return n;
-}
-
 class slow_clients_test : public ::testing::Test {
  protected:
   slow_clients_test()
@@ -41,7 +30,7 @@ class slow_clients_test : public ::testing::Test {
                             "  header_timeout: 1s\n  idle_timeout: 1s\n  max_connections: 64\n")} {
     gateway_.wait_ready(ports_.admin);
     EXPECT_EQ(request(ports_.listen, "GET", "/warm").status, 200);
-    fds_ = open_fds(gateway_.pid());
+    fds_ = gateway_.open_fds();
   }
 
   // Requests of another client on fresh connections, all while the slow ones go on.
@@ -54,7 +43,7 @@ class slow_clients_test : public ::testing::Test {
   // The slow clients' connections are gone: at most an upstream connection more in the pool
   // (one opened while another was still on its way back) than after the first request.
   bool back_to_idle() {
-    return eventually([&] { return open_fds(gateway_.pid()) <= fds_ + 1; }, 5s);
+    return eventually([&] { return gateway_.open_fds() <= fds_ + 1; }, 5s);
   }
 
   test_upstream upstream_;
@@ -84,7 +73,7 @@ TEST_F(slow_clients_test, dripped_heads_are_cut_at_header_timeout_and_others_are
   for (auto& c : slow) EXPECT_TRUE(c->wait_closed(3s));
   stop = true;
   drip.join();
-  EXPECT_TRUE(back_to_idle()) << open_fds(gateway_.pid()) << " descriptors, " << fds_ << " idle";
+  EXPECT_TRUE(back_to_idle()) << gateway_.open_fds() << " descriptors, " << fds_ << " idle";
   EXPECT_EQ(upstream_.requests().size(), 31u);  // /warm and the 30: nothing of the drips
 }
 
@@ -103,7 +92,7 @@ TEST_F(slow_clients_test, a_reader_that_stops_reading_is_dropped_in_bounded_memo
   client_connection c{ports_.listen};
   c.send("GET /download?bytes=268435456 HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(served(5), 5);
-  EXPECT_TRUE(back_to_idle()) << open_fds(gateway_.pid()) << " descriptors, " << fds_ << " idle";
+  EXPECT_TRUE(back_to_idle()) << gateway_.open_fds() << " descriptors, " << fds_ << " idle";
   EXPECT_LT(gateway_.rss_kib() - rss_before, 32 * 1024) << "RSS growth in KiB";
 }
 
@@ -113,7 +102,7 @@ TEST_F(slow_clients_test, max_connections_holds_against_many_idle_connections) {
   // The gateway holds at most 64 of them (each a descriptor); the others are closed at once,
   // well before header_timeout (1 s) would close any.
   std::this_thread::sleep_for(200ms);
-  EXPECT_LE(open_fds(gateway_.pid()), fds_ + 64);
+  EXPECT_LE(gateway_.open_fds(), fds_ + 64);
   int closed = 0;
   for (auto& c : many) closed += c->wait_closed(1ms);
   EXPECT_GE(closed, 80 - 64);

@@ -192,6 +192,17 @@ long gateway_process::peak_rss_kib() const { return proc_status_kib(pid_, "VmHWM
 
 long gateway_process::rss_kib() const { return proc_status_kib(pid_, "VmRSS"); }
 
+std::size_t gateway_process::open_fds() const {
+  const auto dir = "/proc/" + std::to_string(pid_) + "/fd";
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator{dir, ec};
+       !ec && it != std::filesystem::directory_iterator{}; it.increment(ec))
+    ++n;
+  if (ec && n == 0) throw std::runtime_error("cannot list " + dir + ": " + ec.message());
+  return n;
+}
+
 run_result run_gateway(std::string binary, std::vector<std::string> args,
                        std::chrono::milliseconds timeout) {
   std::string dir = make_temp_dir();

@@ -57,6 +57,8 @@ class gateway_process {
   // VmHWM and VmRSS from /proc/<pid>/status, in KiB; throw once the process is gone.
   long peak_rss_kib() const;
   long rss_kib() const;
+  // Descriptors open now (/proc/<pid>/fd): sockets, files, pipes.
+  std::size_t open_fds() const;
 
  private:
   std::string dir_;
