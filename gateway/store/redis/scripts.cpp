@@ -466,6 +466,14 @@ for _, key in ipairs(dirty) do write(key, states[key], ttl_ms(resets[key])) end
 return struct.pack('>' .. string.rep('i8', #out), unpack(out))
 )lua";
 
+// Before every take(): the answer when no lease is given, an ordinary check.
+constexpr std::string_view no_lease = R"lua(
+local function no_lease(key, requests, window, burst, cost)
+  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
+  return admitted, remaining, reset, retry_after, 0, 0, 0
+end
+)lua";
+
 // take() for the window algorithms: k = min(want, room / 4) units of this window, at most until
 // its end.
 constexpr std::string_view window_take = R"lua(
@@ -482,8 +490,7 @@ local function take(key, requests, window, burst, cost, want, max_us)
       return admitted, remaining, reset, retry_after, k, life, start
     end
   end
-  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
-  return admitted, remaining, reset, retry_after, 0, 0, 0
+  return no_lease(key, requests, window, burst, cost)
 end
 )lua";
 
@@ -543,8 +550,7 @@ local function take(key, requests, window, burst, cost, want, max_us)
       return true, remaining, new_tat - now, 0, k, max_us, finish
     end
   end
-  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
-  return admitted, remaining, reset, retry_after, 0, 0, 0
+  return no_lease(key, requests, window, burst, cost)
 end
 )lua";
 
@@ -570,8 +576,7 @@ local function take(key, requests, window, burst, cost, want, max_us)
       return true, idiv(level, w), reset, 0, k, life, lease
     end
   end
-  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
-  return admitted, remaining, reset, retry_after, 0, 0, 0
+  return no_lease(key, requests, window, burst, cost)
 end
 )lua";
 
@@ -590,8 +595,7 @@ local function take(key, requests, window, burst, cost, want, max_us)
       return admitted, remaining, reset, retry_after, k, max_us, now + max_us
     end
   end
-  local admitted, remaining, reset, retry_after = check(key, requests, window, burst, cost)
-  return admitted, remaining, reset, retry_after, 0, 0, 0
+  return no_lease(key, requests, window, burst, cost)
 end
 )lua";
 
@@ -761,8 +765,8 @@ struct script_table {
       scripts[i] = make(sources[i], ": ", false, check_rest);
       node_scripts[i] = make(node_sources[i], " (one cluster node): ", true, check_rest);
       if (p.take.empty()) continue;
-      const std::string lease_rest = common + std::string{p.take} + std::string{read_policies} +
-                                     std::string{lease_driver};
+      const std::string lease_rest = common + std::string{no_lease} + std::string{p.take} +
+                                     std::string{read_policies} + std::string{lease_driver};
       leases[i] = make(lease_sources[i], " lease: ", false, lease_rest);
       node_leases[i] = make(node_lease_sources[i], " lease (one cluster node): ", true, lease_rest);
       const std::string release_rest = (p.release_needs_body ? common : std::string{}) +
