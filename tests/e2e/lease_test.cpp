@@ -119,8 +119,12 @@ TEST_P(lease_test, never_more_than_the_limit_across_gateways_and_workers) {
     return metric(pa.admin, "gateway_lease_units_total", {label}) +
            metric(pb.admin, "gateway_lease_units_total", {label});
   };
-  EXPECT_GE(t.ok.load(), 280) << "under-admission; lease units leased " << units("leased")
-                              << ", used " << units("used") << ", returned " << units("returned");
+  // token_bucket's units given back count only when nothing was taken since (README "Leases"):
+  // under contention they may all be lost, so they are what its under-admission may add.
+  const double may_be_lost = GetParam() == "token_bucket" ? units("returned") : 0;
+  EXPECT_GE(t.ok.load() + may_be_lost, 280)
+      << "under-admission; lease units leased " << units("leased") << ", used " << units("used")
+      << ", returned " << units("returned");
   // The leases were taken and used: far fewer store calls than requests.
   const double leases = metric(pa.admin, "gateway_leases_total") +
                         metric(pb.admin, "gateway_leases_total");
