@@ -9,6 +9,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/network_v4.hpp>
 #include <boost/asio/ip/network_v6.hpp>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -111,6 +112,56 @@ constexpr choice<key_part::kind_t> plain_key_parts[] = {{"client_ip", key_part::
                                                         {"route", key_part::route},
                                                         {"method", key_part::method},
                                                         {"path", key_part::path}};
+
+// The first YAML document of `text`, and where the root of a second one starts, if any: all the
+// loader wants of a file. Not YAML::LoadAll: in yaml-cpp 0.7 it never returns on some malformed
+// text ("," alone), whose parser reports an empty document again and again without reading on,
+// each one kept (jbeder/yaml-cpp#1040; fixed after 0.8), so that a typo would hang
+// --check-config or a reload while its memory grows. Here the parser is asked for two at most.
+struct yaml_documents {
+  std::optional<YAML::Node> first;   // none: the text holds no document
+  std::optional<YAML::Mark> second;  // the second document's root, as its node's Mark()
+};
+
+yaml_documents read_documents(const std::string& text) {
+  // Counts documents and notes where the second one's root node starts.
+  class probe : public YAML::EventHandler {
+   public:
+    std::optional<YAML::Mark> second_root;
+    void OnDocumentStart(const YAML::Mark&) override { ++documents_; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+    void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+    void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+      node(m);
+    }
+    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      node(m);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+      node(m);
+    }
+    void OnMapEnd() override {}
+
+   private:
+    void node(const YAML::Mark& m) {
+      if (documents_ == 2 && !second_root) second_root = m;
+    }
+    int documents_ = 0;
+  };
+  std::istringstream in{text};
+  YAML::Parser parser{in};
+  probe p;
+  yaml_documents out;
+  if (!parser.HandleNextDocument(p)) return out;
+  if (parser.HandleNextDocument(p)) out.second = p.second_root.value_or(YAML::Mark{});
+  out.first = YAML::Load(text);  // the same first document, as a node tree
+  return out;
+}
 
 // A limit override while its limit is still being read: the checks that combine it with the
 // limit's values wait until the whole limit is known (algorithm may come after overrides).
@@ -1438,12 +1489,12 @@ void loader::load_rls_files(const field& paths) {
       const auto before = config_.rls->domains.size();
       current_file_ = file;
       try {
-        std::vector<YAML::Node> documents = YAML::LoadAll(text.str());
-        if (documents.empty()) {
+        const auto documents = read_documents(text.str());
+        if (!documents.first) {
           error(YAML::Mark{}, "the domain file is empty");
         } else {
-          load_domain_file(file, documents.front());
-          if (documents.size() > 1) error(documents[1].Mark(), "only one YAML document is allowed");
+          load_domain_file(file, *documents.first);
+          if (documents.second) error(*documents.second, "only one YAML document is allowed");
         }
       } catch (const YAML::Exception& e) {
         error(e.mark, "invalid YAML: " + e.msg);
@@ -1619,13 +1670,13 @@ void loader::load_rls_rate_limit(const field& f, rls_rate_limit& r) {
 
 load_result loader::load(std::string_view text) {
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string{text});
-    if (documents.empty()) {
+    const auto documents = read_documents(std::string{text});
+    if (!documents.first) {
       error(YAML::Mark{}, "the configuration is empty");
     } else {
-      load_root(documents.front());
+      load_root(*documents.first);
       // A second document would otherwise be ignored without a word.
-      if (documents.size() > 1) error(documents[1].Mark(), "only one YAML document is allowed");
+      if (documents.second) error(*documents.second, "only one YAML document is allowed");
     }
   } catch (const YAML::Exception& e) {
     // A syntax error ends parsing: the node tree is incomplete, so nothing else is reported.

@@ -268,6 +268,18 @@ TEST(config_loader, a_second_document_is_an_error) {
   expect_only_problem("server: {}\n---\nserver: {}\n", 3, 1, "only one YAML document is allowed");
 }
 
+TEST(config_loader, stray_flow_punctuation_is_an_error_not_a_hang) {
+  // yaml-cpp 0.7's LoadAll never returned on these, and grew without bound: its parser reads
+  // them as empty documents, one after another (found by tests/fuzz/config_fuzz).
+  for (const std::string_view yaml : {",", ",~"}) {
+    const load_result result = load_string(yaml);
+    EXPECT_FALSE(result.ok()) << yaml;
+    EXPECT_EQ(result.problems.size(), 2u) << list_problems(result);
+    EXPECT_TRUE(has_problem(result, 1, 1, "the configuration is empty"));
+    EXPECT_TRUE(has_problem(result, 1, 1, "only one YAML document is allowed"));
+  }
+}
+
 // --- keys --------------------------------------------------------------------------------------
 
 TEST(config_loader, unknown_keys_are_errors_everywhere) {

@@ -118,6 +118,17 @@ descriptors:
             "DIR/rls/b.yaml:3:1: only one YAML document is allowed\n");
 }
 
+TEST_F(rls_config, a_domain_file_of_stray_punctuation_is_an_error_not_a_hang) {
+  // yaml-cpp 0.7's LoadAll never returned on it (found by tests/fuzz/rls_domain_fuzz).
+  domain("a.yaml", ",\n");
+  const auto r = load();
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(problems(r),
+            "DIR/rls/a.yaml:1:1: expected a map with domain and descriptors at the top level, "
+            "got nothing\n"
+            "DIR/rls/a.yaml:1:1: only one YAML document is allowed\n");
+}
+
 TEST_F(rls_config, domains_are_unique_identifiers_and_the_listener_its_own) {
   domain("a.yaml", "domain: a\n");
   domain("b.yaml", "domain: a\n");
