@@ -83,7 +83,9 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
   const bool has_host = host != head.end();
   bool has_request_id = false;
   for (const auto& field : head) {
-    if (is_hop_by_hop(named, field)) continue;
+    // Host is end to end whatever the client's Connection names: an HTTP/1.1 request must carry
+    // it (RFC 9112 3.2), and the upstream must see the host the request was routed by.
+    if (field.name() != http::field::host && is_hop_by_hop(named, field)) continue;
     const auto name = field.name_string();
     switch (field.name()) {
       case http::field::expect:

@@ -110,6 +110,19 @@ TEST(write_upstream_head, skips_empty_forwarded_for_lines_and_a_chain_named_hop_
   EXPECT_EQ(up["X-Forwarded-For"], "127.0.0.1");
 }
 
+TEST(write_upstream_head, keeps_host_even_when_connection_names_it) {
+  // Otherwise an HTTP/1.1 request went upstream without Host (found by request_head_fuzz).
+  request_head h;
+  h.method(http::verb::get);
+  h.set(http::field::host, "api.example.com");
+  h.set(http::field::connection, "keep-alive, Host");
+  const auto up = parse_back<true>(upstream_text(h, context("127.0.0.1", "id", "/")));
+  EXPECT_EQ(up.count(http::field::host), 1u);
+  EXPECT_EQ(up[http::field::host], "api.example.com");
+  EXPECT_EQ(up["X-Forwarded-Host"], "api.example.com");
+  EXPECT_EQ(up.count(http::field::connection), 0u);
+}
+
 TEST(write_upstream_head, replaces_what_only_the_gateway_may_say) {
   request_head h;
   h.method(http::verb::post);
