@@ -136,7 +136,7 @@ TEST_F(metrics_test, upstream_timeouts_and_reloads_are_counted) {
 
 // Heads refused before any route was looked at: counted with no route and logged, as errors.
 TEST_F(metrics_test, heads_refused_before_routing_count_as_errors) {
-  for (const std::string raw : {std::string{"GET / HTTP/1.1\r\nHost: a\r\nX-Cr: a\rb\r\n\r\n"},
+  for (const std::string& raw : {std::string{"GET / HTTP/1.1\r\nHost: a\r\nX-Cr: a\rb\r\n\r\n"},
                                 std::string{"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n"},
                                 "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(70000, 'x') +
                                     "\r\n\r\n"}) {
