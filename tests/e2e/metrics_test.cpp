@@ -88,7 +88,11 @@ TEST_F(metrics_test, counters_match_a_known_sequence_exactly) {
   run_sequence();
   // A worker counts a request after its answer is out, so the client may be faster than the
   // counters: wait for the last request of each worker-spread kind, then read them all.
-  scrape_when(ports_.admin, R"(gateway_request_duration_seconds_count{route="api"})", 4);
+  for (const auto& [series, value] : std::vector<std::pair<std::string, double>>{
+           {R"(gateway_request_duration_seconds_count{route="api"})", 4},
+           {R"(gateway_request_duration_seconds_count{route="dry"})", 2},
+           {R"(gateway_request_duration_seconds_count{route="broken"})", 1}})
+    scrape_when(ports_.admin, series, value);
   const auto m = scrape_when(
       ports_.admin, R"(gateway_requests_total{route="",code="404",decision="allowed"})", 1);
   EXPECT_EQ(sample(m, R"(gateway_requests_total{route="api",code="200",decision="allowed"})"), 2);

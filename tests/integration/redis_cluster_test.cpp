@@ -362,6 +362,8 @@ TEST_F(redis_cluster_test, leases_of_several_slots_of_one_master_are_taken_and_g
     checks.push_back(c);
     states.push_back(state);
   }
+  const auto noscript_before = errors_of(cluster_->node(0), "NOSCRIPT");
+  const auto crossslot_before = errors_of(cluster_->node(0), "CROSSSLOT");
   std::vector<std::optional<check_result>> results(checks.size());
   std::size_t done = 0;
   client.io.restart();
@@ -378,6 +380,9 @@ TEST_F(redis_cluster_test, leases_of_several_slots_of_one_master_are_taken_and_g
     EXPECT_EQ(results[i]->leases[0].granted, 8u) << checks[i].key;  // 8 asked, 25 a quarter
     EXPECT_EQ(cluster_->node(0).command({"HGET", states[i], "count"}), "8");
   }
+  // One call for the three slots: the cross-slot lease script, brought once by NOSCRIPT.
+  EXPECT_EQ(errors_of(cluster_->node(0), "NOSCRIPT"), noscript_before + 1);
+  EXPECT_EQ(errors_of(cluster_->node(0), "CROSSSLOT"), crossslot_before);
   for (std::size_t i = 0; i < checks.size(); ++i)
     client.store.release(checks[i].key, checks[i].policy, 5, results[i]->leases[0].mark);
   for (std::size_t i = 0; i < checks.size(); ++i)

@@ -193,12 +193,22 @@ TEST_F(redis_leases, gcra_holes_are_spent_only_within_the_requesting_policys_bur
   ASSERT_EQ(take(k, slow, t0, 10, 50 * ms).lease.granted, 10u);
   release(k, slow, 15, first.lease.mark, t0);  // hole [5.05 s, 20.05 s), tat 30.05 s
   // 100 per 10 s: a slot every 0.1 s, horizon 10 s. Only the hole's time up to 10.01 s serves:
-  // 49 slots, and tat (30 s ahead) nothing. Without the horizon it would be 150.
+  // 49 slots, and tat (30 s ahead) nothing. Without the horizon it would be 150. A lease takes
+  // its 10 from the end of that, [9.01 s, 10.01 s), the hole's rest past the horizon kept.
   const auto fast = make(algorithm::gcra, 100, 10 * s);
+  const auto lease = take(k, fast, t0 + 10 * ms, 10, 50 * ms);
+  EXPECT_EQ(lease.lease.granted, 10u);
+  EXPECT_EQ(lease.lease.mark, t0 + 10 * s + 10 * ms);
+  const auto at = [](micros us) { return std::to_string(t0 + us); };
+  EXPECT_NE(client_->string_reply({"GET", k})
+                .find("," + at(5'050'000) + "-" + at(9'010'000) + "," + at(10'010'000) + "-" +
+                      at(20'050'000)),
+            std::string::npos)
+      << client_->string_reply({"GET", k});
   int admitted = 0;
   while (client_->check(k, fast, t0 + 10 * ms).admitted) ++admitted;
-  EXPECT_EQ(admitted, 49);
-  // A lease for the fast policy takes nothing past its horizon either.
+  EXPECT_EQ(admitted, 39);  // 49 with the lease's 10
+  // And nothing more past the horizon, for a lease either.
   EXPECT_EQ(take(k, fast, t0 + 10 * ms, 10, 50 * ms).lease.granted, 0u);
 }
 

@@ -305,8 +305,10 @@ void redis_store::flush() {
   }
   // Grouped by algorithm, `now` (which only tests set) and node (a cluster's master that owns
   // the key's slot; its keys of several slots go in one call), each group in arrival order.
-  const auto owner = [this](const queued& q) {
-    return mode_ == mode::cluster ? slot_owner_[q.slot] : 0;
+  // (Without cross-slot scripts, a Redis before 7: by slot, as a script's keys must share one.)
+  const auto owner = [this](const queued& q) -> std::uint32_t {
+    if (mode_ != mode::cluster) return 0;
+    return cross_slot_ ? slot_owner_[q.slot] : q.slot;
   };
   std::stable_sort(queue.begin(), queue.end(), [&](const queued& a, const queued& b) {
     if (a.check->policy.algo != b.check->policy.algo)
@@ -473,12 +475,18 @@ void redis_store::on_reply(connection& conn, group calls, call_route route, erro
       return;
     }
     const auto redirect = mode_ == mode::cluster ? parse_redirect(message) : std::nullopt;
-    if (mode_ == mode::cluster && spans_slots(calls) && !(redirect && redirect->host == "?") &&
-        route.redirects < max_redirects) {
-      // Keys of several slots: the node has stopped serving one of them (a redirection for the
-      // first, "non local key" for the others), is half-way through moving it, or one key's
-      // state is unreadable. Each slot's keys go on in a call of their own, where the
-      // redirections below follow them and an error fails that slot's checks only.
+    // Keys of several slots: the node has stopped serving one of them (a redirection for the
+    // first, "non local key" for the others), is half-way through moving it, or the script
+    // failed (one key's state unreadable; a Redis that cannot compile it). Each slot's keys go
+    // on in a call of their own, where the redirections below follow them and an error fails
+    // that slot's checks only. (A node that cannot serve at all, OOM or LOADING, fails the call.)
+    const bool slot_trouble = redirect || message.starts_with("TRYAGAIN") ||
+                              message.starts_with("CROSSSLOT") ||
+                              message.find("user_script") != std::string_view::npos ||
+                              message.find("Error compiling script") != std::string_view::npos ||
+                              message.find("non local key") != std::string_view::npos;
+    if (mode_ == mode::cluster && spans_slots(calls) && slot_trouble &&
+        !(redirect && redirect->host == "?") && route.redirects < max_redirects) {
       if (redirect && redirect->moved)
         slot_owner_[redirect->slot] = index_of(node_at(
             redirect->host.empty() ? conn.host() : redirect->host, redirect->port));

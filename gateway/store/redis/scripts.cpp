@@ -520,8 +520,8 @@ local function take(key, requests, window, burst, cost, want, max_us)
     local horizon = now + burst * t
     local best, in_hole, usable = nil, 0, 0
     for i, h in ipairs(holes) do
-      local last, n = math.min(h[2], horizon), 0
-      if last > from then n = idiv(last - math.max(h[1], from), t) end
+      local first, last, n = math.max(h[1], from), math.min(h[2], horizon), 0
+      if last > first then n = idiv(last - first, t) end
       usable = usable + n
       if not best and n >= cost then best, in_hole = i, n end
     end
