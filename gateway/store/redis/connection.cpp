@@ -35,70 +35,93 @@ std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout)
 
 }  // namespace
 
+namespace {
+
+std::vector<std::vector<std::string>> handshake_of(const connection_settings& settings) {
+  std::vector<std::vector<std::string>> handshake;
+  if (!settings.password.empty()) {
+    if (settings.username.empty())
+      handshake.push_back({"AUTH", settings.password});
+    else
+      handshake.push_back({"AUTH", settings.username, settings.password});
+  }
+  if (settings.database != 0) handshake.push_back({"SELECT", std::to_string(settings.database)});
+  for (const auto& command : settings.handshake) handshake.push_back(command);
+  if (handshake.empty()) handshake.push_back({"PING"});  // something must be written to connect
+  return handshake;
+}
+
+}  // namespace
+
 connection::connection(asio::io_context& io, connection_settings settings, store_events* events)
-    : io_(io), settings_(std::move(settings)), events_(events), resolver_(io), socket_(io),
-      timer_(io), reconnect_(io) {}
+    : io_(io), settings_(std::move(settings)), events_(events), handshake_(handshake_of(settings_)),
+      fsm_(settings_.host, settings_.resolve_blocking, handshake_.size()), resolver_(io),
+      socket_(io), timer_(io), reconnect_(io) {}
 
 connection::~connection() { stop(); }
 
-void connection::start() {
-  stopped_ = false;
-  connect();
-}
+void connection::start() { apply(fsm_.start(), "cannot connect"); }
 
 void connection::stop() {
-  stopped_ = true;
-  reconnect_pending_ = false;
-  // A lookup cancelled here may still have its handler queued: it must not touch what a
-  // start() right after sets up.
-  ++resolve_gen_;
-  looking_up_ = connect_after_lookup_ = false;
+  apply(fsm_.stop(), {});
   resolver_.cancel();
   reconnect_.cancel();
   timer_.cancel();
   timer_armed_ = false;  // its handler returns on the cancel: a start() must arm it afresh
-  if (ctx_) redisAsyncFree(ctx_);  // pending commands fail with a connection error
-  state_ = state::down;
+  // Also a context the machine gave up whose freeing is still posted (a refused handshake).
+  if (ctx_) free_context();
 }
 
-bool connection::accepting() const {
-  return state_ == state::ready || (state_ == state::connecting && !ever_failed_);
+bool connection::accepting() const { return fsm_.accepting(); }
+
+void connection::apply(connection_fsm::step step, std::string_view why, bool in_hiredis) {
+  using news = connection_fsm::news;
+  switch (step.note) {
+    case news::none: break;
+    case news::failed:
+      spdlog::warn("redis {}:{}: {}", settings_.host, settings_.port, why);
+      break;
+    case news::failed_again:
+      spdlog::debug("redis {}:{}: {}", settings_.host, settings_.port, why);
+      break;
+    case news::recovered:
+      spdlog::info("redis {}:{}: connected again", settings_.host, settings_.port);
+      break;
+  }
+  if (step.close != 0 && step.close == ctx_token_ && ctx_) {
+    if (in_hiredis) {
+      asio::post(io_, [weak = weak_from_this(), context = step.close] {
+        auto self = weak.lock();
+        if (self && self->ctx_ && self->ctx_token_ == context) self->free_context();
+      });
+    } else {
+      free_context();
+    }
+  }
+  if (step.look_up != 0) {
+    if (step.blocking)
+      apply(fsm_.looked_up(step.look_up, resolve_now()), "cannot resolve the name");
+    else
+      look_up(step.look_up);
+  }
+  if (step.open != 0) open(step.open, step.address);
+  if (step.retry != 0) wait_retry(step.retry, step.retry_after);
+  state_.store(fsm_.current(), std::memory_order_relaxed);
 }
 
-void connection::connect() {
-  if (stopped_ || ctx_ || connect_after_lookup_) return;
-  if (!resolved_once_ && !settings_.resolve_blocking && !is_address(settings_.host)) {
-    // A name met while serving (a cluster node): looked up in the background, and commands
-    // fail at once meanwhile rather than stall the worker.
-    look_up(true);
-    return;
-  }
-  if (!resolved_once_) {
-    resolved_once_ = true;
-    address_ = resolve_now();
-  } else if (!is_address(settings_.host)) {
-    look_up(false);  // for the next reconnect; this one uses the last known address
-  }
-  if (address_.empty()) {
-    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
-                "redis {}:{}: cannot resolve the name", settings_.host, settings_.port);
-    state_ = state::down;
-    ever_failed_ = true;
-    schedule_reconnect();
-    return;
-  }
-  ctx_ = redisAsyncConnect(address_.c_str(), settings_.port);
+void connection::open(connection_fsm::token context, const std::string& address) {
+  if (ctx_) free_context();  // a given-up one whose freeing is still posted
+  ctx_ = redisAsyncConnect(address.c_str(), settings_.port);
   if (!ctx_ || ctx_->err) {
-    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
-                "redis {}:{}: cannot connect: {}", settings_.host, settings_.port,
-                ctx_ ? ctx_->errstr : "out of memory");
-    if (ctx_) redisAsyncFree(ctx_);
+    const std::string why =
+        std::string("cannot connect: ") + (ctx_ ? ctx_->errstr : "out of memory");
+    if (ctx_) redisAsyncFree(ctx_);  // no callbacks set yet
     ctx_ = nullptr;
-    state_ = state::down;
-    ever_failed_ = true;
-    schedule_reconnect();
+    apply(fsm_.open_failed(context), why);
     return;
   }
+  ctx_token_ = context;
+  freeing_ = nullptr;
   ctx_->data = this;
   ctx_->ev.data = this;
   ctx_->ev.addRead = hook_add_read;
@@ -111,26 +134,11 @@ void connection::connect() {
   boost::system::error_code ec;
   socket_.assign(ctx_->c.fd, ec);
   // Waits on an earlier context's descriptor were cancelled with it; their handlers, whenever
-  // they run, see another generation and leave these flags alone.
-  ++generation_;
+  // they run, see another context's number and leave these flags alone.
   read_armed_ = write_armed_ = false;
-  state_ = state::connecting;
-  handshake_refused_ = false;
   connect_deadline_ = clock::now() + settings_.connect_timeout;
-
   // The handshake goes first in the output buffer; commands issued meanwhile queue behind it.
-  std::vector<std::vector<std::string>> handshake;
-  if (!settings_.password.empty()) {
-    if (settings_.username.empty())
-      handshake.push_back({"AUTH", settings_.password});
-    else
-      handshake.push_back({"AUTH", settings_.username, settings_.password});
-  }
-  if (settings_.database != 0) handshake.push_back({"SELECT", std::to_string(settings_.database)});
-  for (const auto& command : settings_.handshake) handshake.push_back(command);
-  if (handshake.empty()) handshake.push_back({"PING"});  // something must be written to connect
-  handshake_left_ = handshake.size();
-  for (const auto& command : handshake) {
+  for (const auto& command : handshake_) {
     argv_.clear();
     lengths_.clear();
     for (const auto& arg : command) {
@@ -143,17 +151,17 @@ void connection::connect() {
   arm_timeout();
 }
 
-bool connection::is_address(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
+void connection::free_context() {
+  // Fails everything pending (their callers may issue commands: the machine no longer accepts
+  // them), then the cleanup hook clears ctx_.
+  redisAsyncFree(ctx_);
+  ctx_ = nullptr;
 }
 
 std::string connection::resolve_now() {
-  if (is_address(settings_.host)) return settings_.host;
   boost::system::error_code ec;
   // A name, resolved once here, blocking (hiredis would do the same in getaddrinfo on every
-  // connect); later reconnects use this address while look_up() looks the name up again in the
+  // connect); later reconnects use this address while the name is looked up again in the
   // background.
   asio::ip::tcp::resolver resolver{io_};
   const auto results = resolver.resolve(settings_.host, std::to_string(settings_.port), ec);
@@ -161,57 +169,30 @@ std::string connection::resolve_now() {
   return preferred_address(results);
 }
 
-void connection::look_up(bool then_connect) {
-  connect_after_lookup_ = connect_after_lookup_ || then_connect;
-  // One lookup at a time: during a DNS outage each may take seconds, reconnects come faster.
-  if (looking_up_) return;
-  looking_up_ = true;
+void connection::look_up(connection_fsm::token lookup) {
   resolver_.async_resolve(
       settings_.host, std::to_string(settings_.port),
-      [weak = weak_from_this(), gen = resolve_gen_](
-          const boost::system::error_code& ec,
-          const asio::ip::tcp::resolver::results_type& results) {
+      [weak = weak_from_this(), lookup](const boost::system::error_code& ec,
+                                        const asio::ip::tcp::resolver::results_type& results) {
         auto self = weak.lock();
-        if (!self || self->resolve_gen_ != gen) return;
-        self->looking_up_ = false;
-        if (!ec && !results.empty()) self->address_ = preferred_address(results);
-        if (!std::exchange(self->connect_after_lookup_, false) || self->stopped_) return;
-        self->resolved_once_ = true;
-        self->connect();  // without an address: the "cannot resolve" path, and retries
+        if (!self) return;
+        // Cancelled by stop(): the machine no longer waits for this lookup, and ignores it.
+        std::string address = ec || results.empty() ? std::string{} : preferred_address(results);
+        self->apply(self->fsm_.looked_up(lookup, std::move(address)), "cannot resolve the name");
       });
 }
 
-void connection::drop(std::string_view why) {
-  if (ctx_) {
-    spdlog::log(ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
-                "redis {}:{}: dropping the connection: {}", settings_.host, settings_.port, why);
-    redisAsyncFree(ctx_);  // fails everything pending, then the cleanup hook clears ctx_
-  }
-  ctx_ = nullptr;
-  state_ = state::down;
-  ever_failed_ = true;
-  schedule_reconnect();
-}
-
-void connection::schedule_reconnect() {
-  // drop() and the disconnect callback both ask; one wait, one backoff step.
-  if (stopped_ || reconnect_pending_) return;
-  reconnect_pending_ = true;
-  reconnect_.expires_after(backoff_);
-  // Capped low: a Redis that comes back is in use again within half a second.
-  backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, std::chrono::milliseconds(500));
-  reconnect_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+void connection::wait_retry(connection_fsm::token retry, std::chrono::milliseconds after) {
+  reconnect_.expires_after(after);
+  reconnect_.async_wait([weak = weak_from_this(), retry](const boost::system::error_code& ec) {
     if (ec) return;
-    if (auto self = weak.lock()) {
-      self->reconnect_pending_ = false;
-      self->connect();
-    }
+    if (auto self = weak.lock()) self->apply(self->fsm_.retry_due(retry), "cannot connect");
   });
 }
 
 void connection::execute(std::span<const std::string_view> args, std::size_t checks,
                          reply_handler done, std::optional<clock::time_point> deadline) {
-  if (!accepting() || !ctx_) {
+  if (!fsm_.accepting() || !ctx_) {
     done(error_kind::connection, nullptr);
     return;
   }
@@ -254,9 +235,9 @@ void connection::arm_read() {
   if (read_armed_ || !ctx_) return;
   read_armed_ = true;
   socket_.async_wait(asio::posix::stream_descriptor::wait_read,
-                     [weak = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
+                     [weak = weak_from_this(), gen = ctx_token_](const boost::system::error_code& ec) {
                        auto self = weak.lock();
-                       if (!self || self->generation_ != gen) return;
+                       if (!self || self->ctx_token_ != gen) return;
                        self->read_armed_ = false;
                        // Any other error (a refused connect, a reset) is for hiredis to find
                        // out by trying: it then reports it through its own callbacks.
@@ -272,9 +253,9 @@ void connection::arm_write() {
   if (write_armed_ || !ctx_) return;
   write_armed_ = true;
   socket_.async_wait(asio::posix::stream_descriptor::wait_write,
-                     [weak = weak_from_this(), gen = generation_](const boost::system::error_code& ec) {
+                     [weak = weak_from_this(), gen = ctx_token_](const boost::system::error_code& ec) {
                        auto self = weak.lock();
-                       if (!self || self->generation_ != gen) return;
+                       if (!self || self->ctx_token_ != gen) return;
                        self->write_armed_ = false;
                        if (ec == asio::error::operation_aborted || !self->ctx_ ||
                            !self->want_write_)
@@ -298,7 +279,7 @@ void connection::arm_timeout() {
   // always the oldest's: a call sent on after a redirect keeps its first deadline), and the
   // moment the oldest reply counts as stalled.
   auto next = clock::time_point::max();
-  if (state_ == state::connecting) next = connect_deadline_;
+  if (fsm_.current() == state::connecting) next = connect_deadline_;
   for (const auto* p : in_flight_)
     if (!p->finished) next = std::min(next, p->deadline);
   if (!in_flight_.empty())
@@ -318,8 +299,8 @@ void connection::arm_timeout() {
 
 void connection::on_timeout() {
   const auto now = clock::now();
-  if (state_ == state::connecting && now >= connect_deadline_) {
-    drop("connect timeout");
+  if (fsm_.current() == state::connecting && now >= connect_deadline_) {
+    apply(fsm_.timed_out(ctx_token_), "connect timeout");
     return;
   }
   // Collected first: finishing runs the callers' callbacks, which may issue commands here.
@@ -333,7 +314,7 @@ void connection::on_timeout() {
   expired_.clear();
   if (!in_flight_.empty() &&
       in_flight_.front()->deadline + stall_limit(settings_.command_timeout) <= now) {
-    drop("replies stalled");
+    apply(fsm_.timed_out(ctx_token_), "replies stalled");
     return;
   }
   arm_timeout();
@@ -358,6 +339,7 @@ void connection::hook_del_write(void* self) { static_cast<connection*>(self)->wa
 void connection::hook_cleanup(void* self) {
   // The context is gone: hiredis closes the descriptor itself, so Asio must only let go of it.
   auto* c = static_cast<connection*>(self);
+  c->freeing_ = c->ctx_;
   c->ctx_ = nullptr;
   c->want_read_ = c->want_write_ = false;
   c->socket_.release();
@@ -365,27 +347,19 @@ void connection::hook_cleanup(void* self) {
 
 void connection::on_connect(const redisAsyncContext* ctx, int status) {
   auto* c = static_cast<connection*>(ctx->data);
-  if (status != REDIS_OK) {
-    // hiredis frees the context after this callback; reconnect later, from the event loop.
-    // The first failure of an outage is worth a warning; the retries that follow are not.
-    spdlog::log(c->ever_failed_ ? spdlog::level::debug : spdlog::level::warn,
-                "redis {}:{}: connect failed: {}", c->settings_.host, c->settings_.port,
-                ctx->errstr ? ctx->errstr : "");
-    c->state_ = state::down;
-    c->ever_failed_ = true;
-    c->schedule_reconnect();
-  }
+  // On failure hiredis frees the context after this callback.
+  if (status != REDIS_OK)
+    c->apply(c->fsm_.open_failed(c->token_of(ctx)),
+             std::string("connect failed: ") + (ctx->errstr ? ctx->errstr : ""), true);
 }
 
 void connection::on_disconnect(const redisAsyncContext* ctx, int status) {
+  // Also called from inside redisAsyncFree for a context the machine gave up: stale then.
   auto* c = static_cast<connection*>(ctx->data);
-  if (c->stopped_) return;
-  if (status != REDIS_OK && !c->ever_failed_)
-    spdlog::warn("redis {}:{}: connection lost: {}", c->settings_.host, c->settings_.port,
-                 ctx->errstr ? ctx->errstr : "");
-  c->state_ = state::down;
-  c->ever_failed_ = true;
-  c->schedule_reconnect();
+  c->apply(c->fsm_.lost(c->token_of(ctx)),
+           std::string("connection lost: ") +
+               (status != REDIS_OK && ctx->errstr ? ctx->errstr : "closed"),
+           true);
 }
 
 void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
@@ -394,7 +368,7 @@ void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   if (!c->in_flight_.empty() && c->in_flight_.front() == p) c->in_flight_.pop_front();
   // After a refused handshake (wrong password), what Redis says to the commands queued behind
   // it ("NOAUTH ...") is about the connection, not an answer to them.
-  const bool answered = reply && !c->handshake_refused_;
+  const bool answered = reply && c->fsm_.answers_from(c->token_of(ctx));
   if (!p->finished)
     c->finish(*p, answered ? error_kind::none : error_kind::connection,
               answered ? static_cast<const redisReply*>(reply) : nullptr);
@@ -404,27 +378,15 @@ void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
 void connection::on_handshake_reply(redisAsyncContext* ctx, void* reply, void* /*privdata*/) {
   auto* c = static_cast<connection*>(ctx->data);
   const auto* r = static_cast<const redisReply*>(reply);
-  if (!r) return;  // the context is going away; on_disconnect or drop() handles the state
-  // Refused once, the connection is dropped: what the rest of the handshake gets changes nothing.
-  if (c->handshake_refused_) return;
-  if (r->type == REDIS_REPLY_ERROR) {
-    c->handshake_refused_ = true;
+  if (!r) return;  // the context is going away; its disconnect or the step that freed it decides
+  const auto context = c->token_of(ctx);
+  const bool refused = r->type == REDIS_REPLY_ERROR;
+  if (refused && c->fsm_.answers_from(context))
     spdlog::error("redis {}:{}: handshake refused: {}", c->settings_.host, c->settings_.port,
                   std::string_view{r->str, r->len});
-    // Not from inside hiredis: drop the connection from the event loop.
-    asio::post(c->io_, [weak = c->weak_from_this()] {
-      if (auto self = weak.lock()) self->drop("handshake refused");
-    });
-    return;
-  }
-  if (c->handshake_left_ > 0 && --c->handshake_left_ == 0 && c->state_ == state::connecting) {
-    if (c->ever_failed_)
-      spdlog::info("redis {}:{}: connected again", c->settings_.host, c->settings_.port);
-    c->state_ = state::ready;
-    c->ever_failed_ = false;
-    c->backoff_ = std::chrono::milliseconds(100);
-    c->arm_timeout();
-  }
+  const bool was_ready = c->fsm_.current() == state::ready;
+  c->apply(c->fsm_.handshake_reply(context, refused), "handshake refused", true);
+  if (!was_ready && c->fsm_.current() == state::ready) c->arm_timeout();
 }
 
 }  // namespace gw::store::redis

@@ -6,9 +6,14 @@
 // leave in the single write the next write-readiness triggers: that is the automatic
 // pipelining, with no timer window. hiredis has no timeouts; a steady_timer enforces
 // connect_timeout and command_timeout, and a connection whose replies stall is dropped.
+//
+// What the connection is doing (looking its name up, connecting, ready, waiting to retry) is
+// connection_fsm's to decide: this class turns sockets, timers and hiredis callbacks into its
+// events and carries out the steps it answers with.
 #pragma once
 
 #include "store/events.hpp"
+#include "store/redis/connection_fsm.hpp"
 #include "store/store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -49,7 +54,7 @@ struct connection_settings {
 
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  enum class state { connecting, ready, down };
+  using state = connection_fsm::state;
   // Called exactly once per command, on this thread; `reply` is valid only during the call and
   // non-null only when error is none (a Redis error reply is a reply: check its type).
   using reply_handler = std::function<void(error_kind error, const redisReply* reply)>;
@@ -88,14 +93,20 @@ class connection : public std::enable_shared_from_this<connection> {
     bool finished = false;
   };
 
-  void connect();
-  static bool is_address(const std::string& host);
+  // Carries out what the machine answered; `why` is for the log when it notes a failure.
+  // `in_hiredis`: called from inside one of hiredis' callbacks, where a context must not be
+  // freed (hiredis would delay it, and a later start() or cleanup would see the wrong one).
+  void apply(connection_fsm::step step, std::string_view why, bool in_hiredis = false);
+  void open(connection_fsm::token context, const std::string& address);
+  void free_context();
+  void look_up(connection_fsm::token lookup);
   std::string resolve_now();
-  // In the background; `then_connect`: the first connect waits for it, else it only updates the
-  // address the next reconnect uses.
-  void look_up(bool then_connect);
-  void drop(std::string_view why);  // frees the context (fails what is pending), schedules reconnect
-  void schedule_reconnect();
+  void wait_retry(connection_fsm::token retry, std::chrono::milliseconds after);
+  // hiredis calls back only for the live context or the one it is freeing (it runs the cleanup
+  // hook, which clears ctx_, before that one's disconnect callback): both are ctx_token_'s.
+  connection_fsm::token token_of(const redisAsyncContext* ctx) const {
+    return ctx == ctx_ || ctx == freeing_ ? ctx_token_ : 0;
+  }
   void arm_read();
   void arm_write();
   void arm_timeout();
@@ -116,30 +127,22 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::io_context& io_;
   connection_settings settings_;
   store_events* events_;
-  std::string address_;  // settings_.host, or what that name resolved to last
-  bool resolved_once_ = false;
-  bool looking_up_ = false;            // a background lookup is on its way
-  bool connect_after_lookup_ = false;  // and connecting waits for it (a name met while serving)
-  unsigned resolve_gen_ = 0;         // lookups from before the last stop() are ignored
+  std::vector<std::vector<std::string>> handshake_;  // AUTH, SELECT, then the settings' own
+  connection_fsm fsm_;
+  std::atomic<state> state_{state::stopped};  // fsm_'s, for the control thread
   boost::asio::ip::tcp::resolver resolver_;
   redisAsyncContext* ctx_ = nullptr;
+  connection_fsm::token ctx_token_ = 0;  // ctx_'s number: descriptor waits of another are stale
+  const redisAsyncContext* freeing_ = nullptr;  // what ctx_ was when hiredis began freeing it
   boost::asio::posix::stream_descriptor socket_;
   boost::asio::steady_timer timer_;      // command deadlines and connect timeout
   boost::asio::steady_timer reconnect_;  // backoff
-  std::atomic<state> state_{state::down};
-  bool ever_failed_ = false;
-  bool stopped_ = false;
-  bool reconnect_pending_ = false;
   bool want_read_ = false, want_write_ = false;
   bool read_armed_ = false, write_armed_ = false;
   bool timer_armed_ = false;
-  std::size_t handshake_left_ = 0;
-  bool handshake_refused_ = false;  // on this context: what follows fails as a connection error
   std::chrono::steady_clock::time_point connect_deadline_{};
-  std::chrono::milliseconds backoff_{100};
   std::deque<pending*> in_flight_;  // in reply order
   std::vector<pending*> expired_;   // on_timeout's, reused
-  unsigned generation_ = 0;         // of the context: each connect makes a new one
   std::size_t unflushed_ = 0;       // commands issued since the last write
   std::size_t unflushed_checks_ = 0;  // and the limit checks they carry
   std::vector<const char*> argv_;   // reused to hand a command to hiredis
