@@ -1,6 +1,8 @@
 // Faults between the gateway and what it depends on, with real processes: a fault proxy
 // (tests/support/fault_proxy.hpp) between the gateway and Redis and between the gateway and its
-// upstream adds delay, black-holes, resets a reply half-way, or drips it a byte at a time. Each
+// upstream adds delay, black-holes, resets a reply half-way, or drips it a byte at a time; Redis
+// is frozen (SIGSTOP), full (maxmemory, noeviction) or out of client slots (maxclients); the
+// upstream answers garbage, closes mid-body or sends a header without end. Each
 // case asserts what a user sees: the SPEC's status, no request waiting past its configured
 // timeout, the gateway still running with no descriptor left behind, and limits exact again once
 // the fault is gone.
@@ -13,6 +15,8 @@
 #include "support/test_upstream.hpp"
 
 #include <gtest/gtest.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <string>
@@ -49,6 +53,7 @@ class faults_test : public ::testing::Test {
     // Warm: the connections to Redis and the upstream exist before anything is counted.
     EXPECT_EQ(get("/open").status, 200);
     fds_ = gateway_.open_fds();
+    rss_kib_ = gateway_.rss_kib();
   }
 
   std::string config() const {
@@ -62,7 +67,8 @@ class faults_test : public ::testing::Test {
             std::to_string(to_upstream_.port()) + "]\n";
     yaml += "    timeout: " + std::to_string(upstream_timeout.count()) + "ms\n";
     yaml += "routes:\n" + route("open", "open", 1'000'000) + route("closed", "closed", 1'000'000) +
-            route("exact", "closed", 5) + route("download", "open", 1'000'000);
+            route("exact", "closed", 5) + route("download", "open", 1'000'000) +
+            route("truncated", "open", 1'000'000) + route("garbage", "open", 1'000'000) + route("endless-header", "open", 1'000'000);
     return yaml;
   }
 
@@ -93,6 +99,13 @@ class faults_test : public ::testing::Test {
     // The fault's connections are gone; at most a pooled one more than before.
     EXPECT_TRUE(eventually([&] { return gateway_.open_fds() <= fds_ + 1; }, 5s))
         << gateway_.open_fds() << " descriptors open, " << fds_ << " before";
+#ifdef GATEWAY_SANITIZED
+    constexpr long most_growth_kib = 64 * 1024;  // a sanitizer's quarantine is its own
+#else
+    constexpr long most_growth_kib = 8 * 1024;
+#endif
+    EXPECT_LT(gateway_.rss_kib(), rss_kib_ + most_growth_kib)
+        << "RSS in KiB, " << rss_kib_ << " before the fault";
   }
 
   redis_server redis_;
@@ -101,6 +114,7 @@ class faults_test : public ::testing::Test {
   e2e_ports ports_;
   gateway_process gateway_;
   std::size_t fds_ = 0;
+  long rss_kib_ = 0;
 };
 
 TEST_F(faults_test, redis_black_hole_fails_by_mode_within_command_timeout) {
@@ -156,6 +170,83 @@ TEST_F(faults_test, upstream_reply_dripped_arrives_whole) {
   const auto reply = get("/download?bytes=64", 5s);
   EXPECT_EQ(reply.status, 200);
   EXPECT_EQ(reply.body.size(), 64u);
+  expect_recovered();
+}
+
+TEST_F(faults_test, redis_frozen_by_sigstop_fails_by_mode_then_counts_exactly_when_resumed) {
+  ASSERT_EQ(kill(redis_.pid(), SIGSTOP), 0);
+  struct resume {
+    pid_t pid;
+    ~resume() { kill(pid, SIGCONT); }
+  } guard{redis_.pid()};
+  // The kernel still accepts connections for a stopped process: only timeouts can tell.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(get("/closed", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 command_timeout + room))
+                  .status,
+              503);
+    EXPECT_EQ(get("/open").status, 200);
+  }
+  ASSERT_EQ(kill(redis_.pid(), SIGCONT), 0);
+  expect_recovered();
+}
+
+TEST_F(faults_test, redis_at_maxmemory_with_noeviction_fails_by_mode) {
+  redis_.command({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+  redis_.command({"CONFIG", "SET", "maxmemory", "1"});
+  const auto closed = get("/closed");
+  EXPECT_EQ(closed.status, 503);
+  EXPECT_NE(closed.body.find("\"error\":\"unavailable\""), std::string::npos) << closed.body;
+  EXPECT_EQ(get("/open").status, 200);
+  // An OOM is Redis answering: the connection stays, the error is the reply's.
+  EXPECT_GT(metric(ports_.admin, "gateway_store_errors_total",
+                   {R"(backend="redis")", R"(kind="reply")"}),
+            0);
+  redis_.command({"CONFIG", "SET", "maxmemory", "0"});
+  expect_recovered();
+}
+
+TEST_F(faults_test, redis_at_maxclients_refuses_the_reconnect_and_the_gateway_retries) {
+  // No slot left for anyone new, then the gateway's connection killed: its reconnect is
+  // answered "max number of clients reached" and closed.
+  const auto clients = redis_.info_stat("connected_clients");
+  redis_.command({"CONFIG", "SET", "maxclients", std::to_string(clients)});
+  redis_.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(get("/closed").status, 503);
+    EXPECT_EQ(get("/open").status, 200);
+  }
+  redis_.command({"CONFIG", "SET", "maxclients", "10000"});
+  expect_recovered();
+}
+
+TEST_F(faults_test, upstream_garbage_is_502) {
+  EXPECT_EQ(get("/garbage").status, 502);
+  EXPECT_GT(metric(ports_.admin, "gateway_upstream_errors_total",
+                   {R"(upstream="backend")", R"(kind="protocol")"}),
+            0);
+  expect_recovered();
+}
+
+TEST_F(faults_test, upstream_closing_mid_body_ends_the_client_connection_early) {
+  client_connection client{ports_.listen};
+  client.send("GET /truncated?bytes=4096 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  // The head went out before the upstream stopped: too late for a 502, so the client sees the
+  // connection end short of the Content-Length, not a complete-looking response.
+  const auto raw = client.read_until_close();
+  EXPECT_EQ(raw.rfind("HTTP/1.1 200", 0), 0u) << raw.substr(0, 200);
+  EXPECT_NE(raw.find("Content-Length: 4096"), std::string::npos);
+  const auto body = raw.size() - raw.find("\r\n\r\n") - 4;
+  EXPECT_EQ(body, 2048u);
+  expect_recovered();
+}
+
+TEST_F(faults_test, upstream_header_without_end_is_502_within_the_timeout) {
+  const auto reply = get("/endless-header");
+  EXPECT_EQ(reply.status, 502);
+  EXPECT_GT(metric(ports_.admin, "gateway_upstream_errors_total",
+                   {R"(upstream="backend")", R"(kind="protocol")"}),
+            0);
   expect_recovered();
 }
 

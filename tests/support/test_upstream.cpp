@@ -281,6 +281,22 @@ asio::awaitable<bool> test_upstream::state::respond(reply_context& reply, std::s
       co_await close_gracefully(reply.stream);
     co_return false;
   }
+  if (path == "/truncated") {  // promises `bytes`, sends half of them, closes
+    const std::uint64_t bytes = query_number(query, "bytes").value_or(1024);
+    std::string raw = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                      "Content-Length: " + std::to_string(bytes) + "\r\n\r\n";
+    raw.append(bytes / 2, 'x');
+    if (co_await write_raw(reply.stream, raw)) co_await close_gracefully(reply.stream);
+    co_return false;
+  }
+  if (path == "/endless-header") {  // header lines without end, up to 16 MiB or the peer closing
+    if (!co_await write_raw(reply.stream, "HTTP/1.1 200 OK\r\n")) co_return false;
+    const std::string line = "X-Filler: " + std::string(1014, 'f') + "\r\n";  // 1 KiB
+    for (int i = 0; i < 16 * 1024; ++i)
+      if (!co_await write_raw(reply.stream, line)) co_return false;
+    co_await close_gracefully(reply.stream);
+    co_return false;
+  }
   if (path == "/reset") {
     close_abortively(reply.stream);
     co_return false;

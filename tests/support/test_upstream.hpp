@@ -39,6 +39,8 @@ struct test_upstream_options {
 //   /download?bytes=N      200, N pattern bytes in 64 KiB pieces; &chunked=1 for chunked framing
 //   /upload                reads the body (any framing), 200 "<count> <fnv1a64 hex>"
 //   /garbage               "this is not http\r\n\r\n", then closes
+//   /truncated?bytes=N     200 with Content-Length N (default 1024), half of them, then closes
+//   /endless-header        "HTTP/1.1 200 OK", then 1 KiB header lines up to 16 MiB, then closes
 //   /reset                 closes abortively (RST), no response
 //   /close                 200 "bye\n" with Connection: close, then closes
 //   /interim               a 103 Early Hints, then 200 "final\n"
