@@ -82,6 +82,7 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
   const auto host = head.find(http::field::host);
   const bool has_host = host != head.end();
   bool has_request_id = false;
+  if (!has_host && !ctx.default_host.empty()) append_field(out, "Host", ctx.default_host);
   for (const auto& field : head) {
     // Host is end to end whatever the client's Connection names: an HTTP/1.1 request must carry
     // it (RFC 9112 3.2), and the upstream must see the host the request was routed by.

@@ -20,13 +20,16 @@ struct forward_context {
   std::string_view request_id;  // used when the request carries no X-Request-Id
   std::string_view target;      // normalised (and possibly prefix-stripped) target to send
   std::string_view consumer;    // X-Consumer (empty: none; the client's own is always dropped)
+  // Host when the request has none (HTTP/1.0 may omit it; HTTP/1.1 must carry it upstream): the
+  // upstream's name, as nginx sends its proxy_pass host.
+  std::string_view default_host;
   bool chunked = false;                        // the body goes chunked
   std::optional<std::uint64_t> content_length;  // or with this length (neither: no body)
 };
 
 // The head sent upstream, appended to `out`: HTTP/1.1, the new target, the client's fields less
 // hop-by-hop ones, Expect (the gateway answers 100-continue itself), framing and the fields the
-// gateway sets; then X-Forwarded-For (every line of it joined, the peer appended),
+// gateway sets; Host (the context's default_host when the client sent none); then X-Forwarded-For (every line of it joined, the peer appended),
 // X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id (when the client sent none), X-Consumer,
 // and Content-Length or Transfer-Encoding.
 void write_upstream_head(const request_head& head, const forward_context& ctx, std::string& out);

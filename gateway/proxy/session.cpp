@@ -476,7 +476,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const auto content_length = parser.content_length();
   const bool chunked = parser.chunked();
 
-  forward_context upstream_head{peer_ip_, request_id, target, consumer, chunked, std::nullopt};
+  forward_context upstream_head{peer_ip_, request_id, target, consumer, {}, chunked, std::nullopt};
+  upstream_head.default_host = settings.name;
   if (!chunked && content_length) upstream_head.content_length = *content_length;
 
   auto count_upstream_error = [&](upstream_error kind) {

@@ -163,6 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   ctx.request_id = "2bda65bd9390c50e0000000000000001";
   ctx.target = upstream_target;
   ctx.consumer = size % 2 ? "acme" : "";
+  ctx.default_host = "backend";
   ctx.chunked = parser.chunked();
   if (!ctx.chunked && parser.content_length()) ctx.content_length = *parser.content_length();
   std::string out;
@@ -182,6 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   FUZZ_CHECK(up.target() == upstream_target);
   FUZZ_CHECK(up.method_string() == req.method_string());
   FUZZ_CHECK(up.version() == 11);
+  FUZZ_CHECK(up.count(http::field::host) == 1);  // RFC 9112 3.2: one Host, always
   FUZZ_CHECK(up.count("X-Forwarded-For") == 1);
   FUZZ_CHECK(up.count("X-Forwarded-Proto") == 1);
   FUZZ_CHECK(up.count("X-Consumer") == (ctx.consumer.empty() ? 0u : 1u));

@@ -123,6 +123,25 @@ TEST(write_upstream_head, keeps_host_even_when_connection_names_it) {
   EXPECT_EQ(up.count(http::field::connection), 0u);
 }
 
+TEST(write_upstream_head, gives_an_http10_request_without_host_the_upstreams_name) {
+  // HTTP/1.0 may omit Host; the HTTP/1.1 request the upstream gets must carry one.
+  request_head h;
+  h.method(http::verb::get);
+  h.version(10);
+  auto ctx = context("127.0.0.1", "id", "/");
+  ctx.default_host = "backend";
+  const auto up = parse_back<true>(upstream_text(h, ctx));
+  EXPECT_EQ(up.version(), 11);
+  EXPECT_EQ(up.count(http::field::host), 1u);
+  EXPECT_EQ(up[http::field::host], "backend");
+  EXPECT_EQ(up.count("X-Forwarded-Host"), 0u);  // the client named no host
+  // A Host of the client's own is never replaced.
+  h.set(http::field::host, "api.example.com");
+  const auto with_host = parse_back<true>(upstream_text(h, ctx));
+  EXPECT_EQ(with_host.count(http::field::host), 1u);
+  EXPECT_EQ(with_host[http::field::host], "api.example.com");
+}
+
 TEST(write_upstream_head, replaces_what_only_the_gateway_may_say) {
   request_head h;
   h.method(http::verb::post);
