@@ -4,7 +4,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -32,10 +31,6 @@ std::string preferred_address(const asio::ip::tcp::resolver::results_type& resul
 std::chrono::milliseconds stall_limit(std::chrono::milliseconds command_timeout) {
   return std::max<std::chrono::milliseconds>(std::chrono::seconds(2), command_timeout * 20);
 }
-
-}  // namespace
-
-namespace {
 
 std::vector<std::vector<std::string>> handshake_of(const connection_settings& settings) {
   std::vector<std::vector<std::string>> handshake;
@@ -68,23 +63,29 @@ void connection::stop() {
   reconnect_.cancel();
   timer_.cancel();
   timer_armed_ = false;  // its handler returns on the cancel: a start() must arm it afresh
-  // Also a context the machine gave up whose freeing is still posted (a refused handshake).
-  if (ctx_) free_context();
 }
 
 bool connection::accepting() const { return fsm_.accepting(); }
 
-void connection::apply(connection_fsm::step step, std::string_view why, bool in_hiredis) {
-  using news = connection_fsm::news;
+void connection::apply(connection_fsm::step step, std::string_view why) {
+  carry_out(std::move(step), why, false);
+}
+
+void connection::apply_from_hiredis(connection_fsm::step step, std::string_view why) {
+  carry_out(std::move(step), why, true);
+}
+
+void connection::carry_out(connection_fsm::step step, std::string_view why, bool in_hiredis) {
+  using log_note = connection_fsm::log_note;
   switch (step.note) {
-    case news::none: break;
-    case news::failed:
+    case log_note::none: break;
+    case log_note::failed:
       spdlog::warn("redis {}:{}: {}", settings_.host, settings_.port, why);
       break;
-    case news::failed_again:
+    case log_note::failed_again:
       spdlog::debug("redis {}:{}: {}", settings_.host, settings_.port, why);
       break;
-    case news::recovered:
+    case log_note::recovered:
       spdlog::info("redis {}:{}: connected again", settings_.host, settings_.port);
       break;
   }
@@ -110,7 +111,7 @@ void connection::apply(connection_fsm::step step, std::string_view why, bool in_
 }
 
 void connection::open(connection_fsm::token context, const std::string& address) {
-  if (ctx_) free_context();  // a given-up one whose freeing is still posted
+  // The step that opens frees first what the machine gave up: no context is left here now.
   ctx_ = redisAsyncConnect(address.c_str(), settings_.port);
   if (!ctx_ || ctx_->err) {
     const std::string why =
@@ -349,17 +350,16 @@ void connection::on_connect(const redisAsyncContext* ctx, int status) {
   auto* c = static_cast<connection*>(ctx->data);
   // On failure hiredis frees the context after this callback.
   if (status != REDIS_OK)
-    c->apply(c->fsm_.open_failed(c->token_of(ctx)),
-             std::string("connect failed: ") + (ctx->errstr ? ctx->errstr : ""), true);
+    c->apply_from_hiredis(c->fsm_.open_failed(c->token_of(ctx)),
+                          std::string("connect failed: ") + (ctx->errstr ? ctx->errstr : ""));
 }
 
 void connection::on_disconnect(const redisAsyncContext* ctx, int status) {
   // Also called from inside redisAsyncFree for a context the machine gave up: stale then.
   auto* c = static_cast<connection*>(ctx->data);
-  c->apply(c->fsm_.lost(c->token_of(ctx)),
-           std::string("connection lost: ") +
-               (status != REDIS_OK && ctx->errstr ? ctx->errstr : "closed"),
-           true);
+  c->apply_from_hiredis(c->fsm_.lost(c->token_of(ctx)),
+                        std::string("connection lost: ") +
+                            (status != REDIS_OK && ctx->errstr ? ctx->errstr : "closed"));
 }
 
 void connection::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
@@ -385,7 +385,7 @@ void connection::on_handshake_reply(redisAsyncContext* ctx, void* reply, void* /
     spdlog::error("redis {}:{}: handshake refused: {}", c->settings_.host, c->settings_.port,
                   std::string_view{r->str, r->len});
   const bool was_ready = c->fsm_.current() == state::ready;
-  c->apply(c->fsm_.handshake_reply(context, refused), "handshake refused", true);
+  c->apply_from_hiredis(c->fsm_.handshake_reply(context, refused), "handshake refused");
   if (!was_ready && c->fsm_.current() == state::ready) c->arm_timeout();
 }
 

@@ -94,9 +94,11 @@ class connection : public std::enable_shared_from_this<connection> {
   };
 
   // Carries out what the machine answered; `why` is for the log when it notes a failure.
-  // `in_hiredis`: called from inside one of hiredis' callbacks, where a context must not be
-  // freed (hiredis would delay it, and a later start() or cleanup would see the wrong one).
-  void apply(connection_fsm::step step, std::string_view why, bool in_hiredis = false);
+  void apply(connection_fsm::step step, std::string_view why);
+  // The same from inside one of hiredis' callbacks, where a context must not be freed (hiredis
+  // would delay it, and a later start() or cleanup would see the wrong one): that is posted.
+  void apply_from_hiredis(connection_fsm::step step, std::string_view why);
+  void carry_out(connection_fsm::step step, std::string_view why, bool in_hiredis);
   void open(connection_fsm::token context, const std::string& address);
   void free_context();
   void look_up(connection_fsm::token lookup);

@@ -32,8 +32,9 @@ connection_fsm::step connection_fsm::start() {
 
 connection_fsm::step connection_fsm::stop() {
   step s;
-  s.close = context_;
+  s.close = context_ != 0 ? context_ : retired_;
   // Whatever is on its way (a lookup, a retry wait, a context's callbacks) now names the past.
+  retired_ = s.close;
   context_ = lookup_ = retry_ = 0;
   state_ = state::stopped;
   return s;
@@ -58,6 +59,7 @@ connection_fsm::step connection_fsm::attempt(bool may_block) {
 }
 
 connection_fsm::step connection_fsm::open_now(step s) {
+  s.close = retired_;  // freed already, unless its freeing is still on its way
   state_ = state::connecting;
   context_ = s.open = next();
   s.address = address_;
@@ -66,8 +68,9 @@ connection_fsm::step connection_fsm::open_now(step s) {
 }
 
 connection_fsm::step connection_fsm::fail(step s) {
-  s.note = failed_ ? news::failed_again : news::failed;
+  s.note = failed_ ? log_note::failed_again : log_note::failed;
   failed_ = true;
+  if (context_ != 0) retired_ = context_;
   context_ = 0;
   state_ = state::retrying;
   s.retry = retry_ = next();
@@ -101,7 +104,7 @@ connection_fsm::step connection_fsm::handshake_reply(token context, bool refused
   }
   if (--handshake_left_ > 0) return {};
   step s;
-  if (failed_) s.note = news::recovered;
+  if (failed_) s.note = log_note::recovered;
   state_ = state::ready;
   failed_ = false;
   backoff_ = first_backoff;

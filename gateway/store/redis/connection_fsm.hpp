@@ -13,8 +13,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 
 namespace gw::store::redis {
@@ -23,11 +23,11 @@ class connection_fsm {
  public:
   enum class state { stopped, resolving, connecting, ready, retrying };
   using token = std::uint64_t;  // 0 names nothing
-  enum class news { none, failed, failed_again, recovered };
+  enum class log_note { none, failed, failed_again, recovered };
 
   // What to do, in this order; any part may be absent.
   struct step {
-    token close = 0;        // free this context (what is pending on it fails)
+    token close = 0;        // free this context if it still exists (what is pending on it fails)
     token look_up = 0;      // look the name up, answering looked_up(look_up, ...)
     bool blocking = false;  // right now, before anything else (start-up)
     token open = 0;         // connect a new context to `address`, sending the handshake
@@ -35,8 +35,8 @@ class connection_fsm {
     token retry = 0;  // wait `retry_after`, then retry_due(retry)
     std::chrono::milliseconds retry_after{0};
     // For the log: the first failure of an outage is worth a warning, the retries that follow
-    // are not, and the end of an outage is news.
-    news note = news::none;
+    // are not, and the end of an outage is log_note.
+    log_note note = log_note::none;
   };
 
   // `host`: an address or a name. `resolve_blocking`: the first lookup of a name happens at
@@ -48,8 +48,8 @@ class connection_fsm {
   step stop();
   // `address` empty: the name has none (or the lookup failed); the last known one is kept.
   step looked_up(token lookup, std::string address);
-  // The connect was refused or failed, at once or in hiredis' connect callback (hiredis frees
-  // that context itself).
+  // The connect was refused or failed: at once (the driver frees that context) or in hiredis'
+  // connect callback (hiredis frees it).
   step open_failed(token context);
   step handshake_reply(token context, bool refused);
   // hiredis reports the connection gone (it frees the context itself).
@@ -71,6 +71,9 @@ class connection_fsm {
            (state_ == state::connecting || state_ == state::ready);
   }
   token context() const { return context_; }
+  // What is on its way, for the driver's checks and the tests' invariants.
+  token lookup_pending() const { return lookup_; }
+  token retry_pending() const { return retry_; }
   const std::string& address() const { return address_; }
   std::chrono::milliseconds next_backoff() const { return backoff_; }
 
@@ -93,6 +96,10 @@ class connection_fsm {
   bool failed_ = false;        // since the last time it was ready
   token last_token_ = 0;
   token context_ = 0;          // the live context, connecting or ready
+  // The last context given up. Its freeing may still be on its way (after a refused handshake
+  // the driver must not free it inside hiredis' callback), so stop() and the next open name it
+  // to be freed too: no context outlives the machine's interest in it.
+  token retired_ = 0;
   token lookup_ = 0;           // the lookup on its way
   token retry_ = 0;            // the retry wait on its way
   std::size_t handshake_left_ = 0;
