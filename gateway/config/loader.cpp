@@ -937,6 +937,12 @@ void loader::load_upstreams(const field& f) {
       error(entry.key.Mark(), f.path + ": an upstream name must not be empty");
       continue;
     }
+    // A metric label, and the Host of an HTTP/1.0 request that came without one.
+    if (!is_identifier(entry.key.Scalar())) {
+      error(entry.key.Mark(), f.path + ": upstream name " + quote(entry.key.Scalar()) +
+                                  " may contain only letters, digits, \"_\", \".\" and \"-\"");
+      continue;
+    }
     load_upstream(entry);
   }
 }

@@ -21,7 +21,7 @@ struct forward_context {
   std::string_view target;      // normalised (and possibly prefix-stripped) target to send
   std::string_view consumer;    // X-Consumer (empty: none; the client's own is always dropped)
   // Host when the request has none (HTTP/1.0 may omit it; HTTP/1.1 must carry it upstream): the
-  // upstream's name, as nginx sends its proxy_pass host.
+  // upstream's name, as Envoy's default_host_for_http_10 would be set.
   std::string_view default_host;
   bool chunked = false;                        // the body goes chunked
   std::optional<std::uint64_t> content_length;  // or with this length (neither: no body)

@@ -4,6 +4,7 @@
 #include "config/key_hash.hpp"
 #include "identity/consumers.hpp"
 #include "limit/verdict.hpp"
+#include "proxy/body_pieces.hpp"
 #include "proxy/forwarding.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -91,8 +92,8 @@ asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
   std::size_t count = 0;
   if (!head.empty()) buffers[count++] = asio::buffer(head);
   if (chunked && size > 0) {
-    const int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", size);
-    buffers[count++] = asio::buffer(size_line, static_cast<std::size_t>(n));
+    const auto line = chunk_size_line(size, size_line);
+    buffers[count++] = asio::buffer(line.data(), line.size());
   }
   if (size > 0) buffers[count++] = asio::buffer(data, size);
   if (chunked && size > 0) buffers[count++] = asio::buffer("\r\n", 2);
@@ -112,14 +113,7 @@ asio::awaitable<std::tuple<beast::error_code, std::size_t>> read_some(
     timed_socket& stream, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser) {
   std::size_t used = 0;
   beast::error_code ec;
-  auto parse = [&] {
-    const auto n = parser.put(buffer.data(), ec);
-    buffer.consume(n);
-    used += n;
-    if (ec == http::error::need_more && buffer.size() == buffer.max_size())
-      ec = http::error::buffer_overflow;
-    return ec != http::error::need_more;
-  };
+  auto parse = [&] { return parse_buffered(parser, buffer, ec, used); };
   if (buffer.size() > 0 && parse()) co_return std::tuple{ec, used};
   for (;;) {
     auto [rec, n] =
@@ -476,8 +470,12 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   const auto content_length = parser.content_length();
   const bool chunked = parser.chunked();
 
-  forward_context upstream_head{peer_ip_, request_id, target, consumer, {}, chunked, std::nullopt};
-  upstream_head.default_host = settings.name;
+  forward_context upstream_head{.peer_ip = peer_ip_,
+                                .request_id = request_id,
+                                .target = target,
+                                .consumer = consumer,
+                                .default_host = settings.name,
+                                .chunked = chunked};
   if (!chunked && content_length) upstream_head.content_length = *content_length;
 
   auto count_upstream_error = [&](upstream_error kind) {

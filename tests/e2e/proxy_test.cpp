@@ -164,6 +164,10 @@ TEST_F(proxy_test, http10_client_gets_a_close_delimited_reply_of_a_chunked_upstr
   EXPECT_EQ(reply.body.size(), 100000u);
   EXPECT_FALSE(reply.keep_alive);
   EXPECT_FALSE(reply.has_header("Transfer-Encoding"));
+  // It came without Host: upstream it is HTTP/1.1 with the upstream's name as its Host.
+  ASSERT_EQ(upstream_.requests().size(), 1u);
+  EXPECT_EQ(upstream_.requests()[0].header("Host"), "backend");
+  EXPECT_FALSE(upstream_.requests()[0].has_header("X-Forwarded-Host"));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Feeds bytes as a message body the gateway relays piece by piece (session::read_body_piece and
-// write_piece): a chunked request body, a chunked response body, or a response delimited by the
+// write_piece, through proxy/body_pieces.hpp, which this drives the way they do): a chunked request body, a chunked response body, or a response delimited by the
 // upstream closing (which the gateway re-chunks for the client). Input: one byte of settings
 // (bits 0-1: which of the three; bits 2-4: relay buffer size; bit 5: a body limit on requests),
 // one byte for how many bytes each socket read brings, then the body. The body goes through
@@ -7,6 +7,7 @@
 // Checks that the pieces never exceed the limit, that the same bytes read all at once give the
 // same body and the same verdict, and that the pieces re-chunked as the gateway writes them
 // parse back to the same body.
+#include "proxy/body_pieces.hpp"
 #include "proxy/http_types.hpp"
 
 #include "fuzz_check.hpp"
@@ -65,11 +66,8 @@ relayed relay(Parser& parser, std::string_view head, std::string_view body,
     b.size = relay_size;
     // read_some: what is buffered is parsed first, the socket read only when the parser needs
     // more (an empty buffer is never put: Beast answers that with success, not need_more).
-    auto parse = [&] {
-      const auto n = parser.put(buffer.data(), ec);
-      buffer.consume(n);
-      return ec != http::error::need_more;
-    };
+    std::size_t used = 0;
+    auto parse = [&] { return gw::proxy::parse_buffered(parser, buffer, ec, used); };
     if (buffer.size() == 0 || !parse()) {
       for (;;) {
         if (!next_read()) {
@@ -88,8 +86,7 @@ relayed relay(Parser& parser, std::string_view head, std::string_view body,
     // write_piece
     if (produced > 0) {
       char size_line[24];
-      const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", produced);
-      out.rechunked.append(size_line, static_cast<std::size_t>(len));
+      out.rechunked.append(gw::proxy::chunk_size_line(produced, size_line));
       out.rechunked.append(relay_buffer.data(), produced).append("\r\n");
     }
   }

@@ -10,6 +10,7 @@
 #include "proxy/router.hpp"
 
 #include "fuzz_check.hpp"
+#include "load_check.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -19,14 +20,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   const std::string_view yaml{reinterpret_cast<const char*>(bytes), size};
   const auto result = gw::config::load_string(yaml);
-  const bool any_error = std::any_of(result.problems.begin(), result.problems.end(),
-                                     [](const auto& p) { return !p.warning; });
-  FUZZ_CHECK(result.ok() != any_error);
-  for (const auto& p : result.problems) {
-    FUZZ_CHECK(p.line >= 0 && p.column >= 0);
-    FUZZ_CHECK(!p.message.empty());
-    FUZZ_CHECK(!gw::config::format_problem("gateway.yaml", p).empty());
-  }
+  check_load_result(result);
   if (!result.ok()) return 0;
 
   const auto& cfg = *result.config;

@@ -207,7 +207,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
         continue;
       FUZZ_CHECK(up.count(token) == 0);
     }
-  // An accepted request with a Host goes upstream as one the gateway would accept itself.
-  if (had_host) FUZZ_CHECK(!framing_problem(up));
+  // An accepted request goes upstream as one the gateway would accept itself, with the client's
+  // Host or, for an HTTP/1.0 one without, the upstream's name.
+  FUZZ_CHECK(!framing_problem(up));
+  FUZZ_CHECK(up[http::field::host] == (had_host ? req[http::field::host] : ctx.default_host));
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "rls/domains.hpp"
 
 #include "fuzz_check.hpp"
+#include "load_check.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -60,14 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   FUZZ_CHECK(pwrite(fd, bytes, size, 0) == static_cast<ssize_t>(size));
 
   const auto result = gw::config::load_string(gateway_yaml);
-  const bool any_error = std::any_of(result.problems.begin(), result.problems.end(),
-                                     [](const auto& p) { return !p.warning; });
-  FUZZ_CHECK(result.ok() != any_error);
-  for (const auto& p : result.problems) {
-    FUZZ_CHECK(p.line >= 0 && p.column >= 0);
-    FUZZ_CHECK(!p.message.empty());
-    FUZZ_CHECK(!gw::config::format_problem("gateway.yaml", p).empty());
-  }
+  check_load_result(result);
   if (!result.ok()) return 0;
 
   const auto& cfg = *result.config;

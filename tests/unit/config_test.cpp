@@ -499,6 +499,25 @@ upstreams:
   EXPECT_TRUE(has_problem(result, 7, 3, "missing required key \"servers\" in upstreams.nothing"));
 }
 
+TEST(config_loader, upstream_names_are_identifiers) {
+  // An upstream name is a metric label and the Host of an HTTP/1.0 request without one.
+  load_result result = load_string(R"yaml(
+upstreams:
+  "my backend":
+    servers: [127.0.0.1:80]
+  "evil\r\nX-Injected: 1":
+    servers: [127.0.0.1:80]
+  users-v2.internal:
+    servers: [127.0.0.1:80]
+)yaml");
+  EXPECT_EQ(result.problems.size(), 2u) << list_problems(result);
+  EXPECT_TRUE(has_problem(result, 3, 3,
+                          "upstreams: upstream name \"my backend\" may contain only letters, "
+                          "digits, \"_\", \".\" and \"-\""))
+      << list_problems(result);
+  EXPECT_EQ(result.problems.at(1).line, 5);
+}
+
 TEST(config_loader, upstreams_must_be_a_map_of_maps) {
   load_result result = load_string(R"yaml(
 upstreams:
