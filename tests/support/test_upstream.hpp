@@ -40,7 +40,7 @@ struct test_upstream_options {
 //   /upload                reads the body (any framing), 200 "<count> <fnv1a64 hex>"
 //   /garbage               "this is not http\r\n\r\n", then closes
 //   /truncated?bytes=N     200 with Content-Length N (default 1024), half of them, then closes
-//   /endless-header        "HTTP/1.1 200 OK", then 1 KiB header lines up to 16 MiB, then closes
+//   /endless-header        "HTTP/1.1 200 OK", then 1 KiB header lines until the peer closes
 //   /reset                 closes abortively (RST), no response
 //   /close                 200 "bye\n" with Connection: close, then closes
 //   /interim               a 103 Early Hints, then 200 "final\n"
