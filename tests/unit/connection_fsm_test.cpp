@@ -366,9 +366,15 @@ void walk(connection_fsm fsm, unsigned seed) {
       ASSERT_GE(s.retry_after, connection_fsm::first_backoff);
       ASSERT_LE(s.retry_after, connection_fsm::max_backoff);
     }
-    if (s.close != 0) ASSERT_NE(s.close, fsm.context());  // never the one it keeps
-    if (s.blocking) ASSERT_NE(s.look_up, 0u);
-    if (fsm.accepting()) ASSERT_TRUE(now == state::connecting || now == state::ready);
+    if (s.close != 0) {
+      ASSERT_NE(s.close, fsm.context());  // never the one it keeps
+    }
+    if (s.blocking) {
+      ASSERT_NE(s.look_up, 0u);
+    }
+    if (fsm.accepting()) {
+      ASSERT_TRUE(now == state::connecting || now == state::ready);
+    }
   }
 }
 
