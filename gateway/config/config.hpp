@@ -23,6 +23,33 @@ struct endpoint {
   bool operator==(const endpoint&) const = default;
 };
 
+// TLS (SPEC 13): file paths as written; the loader checks the files, tls/ builds the contexts.
+enum class tls_version { v1_2, v1_3 };
+enum class client_auth { none, optional, required };
+
+struct tls_certificate {
+  std::string cert;  // PEM: the certificate, then its chain
+  std::string key;   // PEM private key
+  // Lower case; "*.example.com" matches one label. The first certificate is the default for
+  // names none lists (and for clients that send no SNI).
+  std::vector<std::string> server_names;
+};
+
+struct server_tls {
+  std::vector<tls_certificate> certificates;  // at least one
+  tls_version min_version = tls_version::v1_2;
+  std::string client_ca;  // PEM bundle; empty: no client certificate is asked for
+  client_auth auth = client_auth::none;  // YAML: client_auth; with client_ca, default optional
+};
+
+struct upstream_tls {
+  std::string ca;           // PEM bundle; empty: the system's store
+  std::string server_name;  // SNI and the name verified; empty: each server's host
+  bool verify = true;
+  std::string cert;  // client certificate for upstream mTLS; empty: none
+  std::string key;
+};
+
 struct server_settings {
   endpoint listen{"0.0.0.0", 8080};
   unsigned workers = 0;  // 0 = one per CPU core
@@ -34,6 +61,7 @@ struct server_settings {
   duration drain_timeout = 15s;
   std::string log_level = "info";
   bool access_log = true;
+  std::optional<server_tls> tls;  // absent: plain HTTP
 };
 
 struct admin_settings {
@@ -48,6 +76,7 @@ struct upstream {
   std::size_t max_idle_per_server = 64;
   unsigned eject_after_failures = 3;
   duration eject_for = 10s;
+  std::optional<upstream_tls> tls;  // absent: plain HTTP to the servers
 };
 
 struct route_match {
@@ -70,6 +99,7 @@ struct identity_settings {
 struct consumer {
   std::string name;
   std::string key_sha256;  // lower-case hex; computed at load time when the file gives `key`
+  std::string cert_sha256;  // lower-case hex: a client certificate's SHA-256 (of its DER)
   std::string tier;        // "" when none
 };
 
@@ -109,7 +139,10 @@ enum class limit_algorithm { gcra, token_bucket, sliding_window, sliding_log, fi
 // One part of a limit's key. For header and query parts `name` is the header (lower-cased) or
 // query parameter name.
 struct key_part {
-  enum kind_t { client_ip, api_key, consumer, tier, route, method, path, header, query } kind;
+  enum kind_t {
+    client_ip, api_key, consumer, tier, route, method, path, header, query,
+    client_cert  // the verified client certificate's SHA-256 fingerprint (TLS with client_ca)
+  } kind;
   std::string name;
   bool operator==(const key_part&) const = default;
 };

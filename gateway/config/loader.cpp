@@ -3,6 +3,7 @@
 #include "config/loader.hpp"
 
 #include "config/key_hash.hpp"
+#include "config/tls_files.hpp"
 
 #include "config/units.hpp"
 
@@ -71,6 +72,14 @@ struct upstream_ref {
   field where;
 };
 
+// A TLS file pair (or a CA bundle, `key` empty) to check once every section is read.
+struct tls_file_ref {
+  std::string cert;  // resolved paths
+  std::string key;
+  field where;       // the map that names them
+  bool server = false;  // a certificate the gateway serves: its expiry matters
+};
+
 // A reference to a consumer or a tier from a limit override, checked once every section is read.
 struct name_ref {
   std::string name;
@@ -104,6 +113,11 @@ constexpr choice<limit_algorithm> algorithm_choices[] = {
 enum class rate_limit_headers { ietf, legacy };
 constexpr choice<rate_limit_headers> header_choices[] = {{"ietf", rate_limit_headers::ietf},
                                                          {"legacy", rate_limit_headers::legacy}};
+constexpr choice<tls_version> tls_version_choices[] = {{"1.2", tls_version::v1_2},
+                                                      {"1.3", tls_version::v1_3}};
+constexpr choice<client_auth> client_auth_choices[] = {{"none", client_auth::none},
+                                                      {"optional", client_auth::optional},
+                                                      {"required", client_auth::required}};
 // Key parts without a name; header:NAME and query:NAME are read apart.
 constexpr choice<key_part::kind_t> plain_key_parts[] = {{"client_ip", key_part::client_ip},
                                                         {"api_key", key_part::api_key},
@@ -111,7 +125,8 @@ constexpr choice<key_part::kind_t> plain_key_parts[] = {{"client_ip", key_part::
                                                         {"tier", key_part::tier},
                                                         {"route", key_part::route},
                                                         {"method", key_part::method},
-                                                        {"path", key_part::path}};
+                                                        {"path", key_part::path},
+                                                        {"client_cert", key_part::client_cert}};
 
 // The first YAML document of `text`, and where the root of a second one starts, if any: all the
 // loader wants of a file. Not YAML::LoadAll: in yaml-cpp 0.7 it never returns on some malformed
@@ -346,6 +361,12 @@ class loader {
   void check_override(const override_reading& o, const limit& l);
   void check_upstream_refs();
   void check_consumer_refs();
+  void load_server_tls(const field& f);
+  std::optional<tls_certificate> load_tls_certificate(const field& f);
+  void load_upstream_tls(const field& f, upstream& u);
+  // A file path as written, relative ones from the gateway file's folder; nullopt if invalid.
+  std::optional<std::string> read_path(const field& f);
+  void check_tls_files();
 
   gateway_config config_;
   std::vector<problem> problems_;
@@ -353,12 +374,16 @@ class loader {
   YAML::Mark rls_mark_;
   std::string current_file_;  // "" while reading the gateway file, else the domain file's path
   std::vector<upstream_ref> upstream_refs_;
+  std::vector<tls_file_ref> tls_files_;
+  std::optional<field> client_cert_key_;  // the first limit keyed by client_cert
+  std::optional<field> cert_consumer_;    // the first consumer with a cert_sha256
   std::vector<name_ref> consumer_refs_;
   std::vector<name_ref> tier_refs_;
   std::map<std::string, int, std::less<>> route_name_lines_;
   std::map<std::string, int, std::less<>> consumer_name_lines_;
   // key_sha256 -> "consumers[0] (line 3)", to name the first holder of a key given twice.
   std::map<std::string, std::string, std::less<>> consumer_keys_;
+  std::map<std::string, std::string, std::less<>> consumer_certs_;  // cert_sha256 -> holder
 };
 
 void loader::error(const YAML::Mark& at, std::string message) {
@@ -689,6 +714,17 @@ void loader::load_root(const YAML::Node& root) {
                          " is also the server's or the admin's address");
   check_upstream_refs();
   check_consumer_refs();
+  check_tls_files();
+  const bool client_certs = config_.server.tls && !config_.server.tls->client_ca.empty() &&
+                            config_.server.tls->auth != client_auth::none;
+  if (client_cert_key_ && !client_certs)
+    error(client_cert_key_->mark(), client_cert_key_->path +
+                                        ": client_cert needs server.tls with client_ca (and "
+                                        "client_auth optional or required)");
+  if (cert_consumer_ && !client_certs)
+    warning(cert_consumer_->mark(), cert_consumer_->path +
+                                        ": no client certificate is asked for (server.tls "
+                                        "client_ca), so no request can match cert_sha256");
 }
 
 void loader::load_server(const field& f) {
@@ -710,8 +746,192 @@ void loader::load_server(const field& f) {
       {"log_level",
        [&](const field& v) { assign(s.log_level, read_choice(v, log_level_choices)); }},
       {"access_log", [&](const field& v) { assign(s.access_log, read_bool(v)); }},
+      {"tls", [&](const field& v) { load_server_tls(v); }},
   };
   read_keys(f, readers);
+}
+
+std::optional<std::string> loader::read_path(const field& f) {
+  auto written = read_name(f);
+  if (!written) return std::nullopt;
+  // Relative to the gateway file's folder, as rls.config is.
+  if (std::filesystem::path(*written).is_relative() && !base_dir_.empty())
+    return (std::filesystem::path(base_dir_) / *written).lexically_normal().string();
+  return written;
+}
+
+// A server name a certificate is chosen by: a DNS name, lower case, or "*." and one.
+bool is_server_name(std::string_view name) {
+  if (name.starts_with("*.")) name.remove_prefix(2);
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+  }
+  return label > 0;
+}
+
+void loader::load_server_tls(const field& f) {
+  if (!f.value.IsMap()) {
+    error(f.mark(), f.path + ": expected a map with certificates, got " + describe(f.value));
+    return;
+  }
+  server_tls t;
+  std::optional<field> auth_field;
+  const key_reader readers[] = {
+      {"certificates",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         if (elements->empty()) error(v.mark(), v.path + ": needs at least one certificate");
+         for (const field& element : *elements)
+           if (auto c = load_tls_certificate(element)) t.certificates.push_back(std::move(*c));
+       },
+       true},
+      {"min_version",
+       [&](const field& v) { assign(t.min_version, read_choice(v, tls_version_choices)); }},
+      {"client_ca",
+       [&](const field& v) {
+         if (auto path = read_path(v)) {
+           t.client_ca = *path;
+           tls_files_.push_back({*path, {}, v, false});
+         }
+       }},
+      {"client_auth",
+       [&](const field& v) {
+         auth_field = v;
+         assign(t.auth, read_choice(v, client_auth_choices));
+       }},
+  };
+  read_keys(f, readers);
+  if (!auth_field && !t.client_ca.empty()) t.auth = client_auth::optional;
+  if (auth_field && t.auth != client_auth::none && t.client_ca.empty())
+    error(auth_field->mark(), auth_field->path + ": client_auth " +
+                                  (t.auth == client_auth::required ? "required" : "optional") +
+                                  " needs client_ca, the CAs client certificates are checked "
+                                  "against");
+  config_.server.tls = std::move(t);
+}
+
+std::optional<tls_certificate> loader::load_tls_certificate(const field& f) {
+  if (!f.value.IsMap()) {
+    error(f.mark(), f.path + ": expected a map with cert, key and server_names, got " +
+                        describe(f.value));
+    return std::nullopt;
+  }
+  tls_certificate c;
+  bool valid = true;
+  const key_reader readers[] = {
+      {"cert",
+       [&](const field& v) {
+         if (auto path = read_path(v)) c.cert = *path; else valid = false;
+       },
+       true},
+      {"key",
+       [&](const field& v) {
+         if (auto path = read_path(v)) c.key = *path; else valid = false;
+       },
+       true},
+      {"server_names",
+       [&](const field& v) {
+         auto elements = list_elements(v);
+         if (!elements) return;
+         for (const field& element : *elements) {
+           auto name = read_name(element);
+           if (!name) continue;
+           const auto lower = to_lower(*name);
+           if (!is_server_name(lower)) {
+             error(element.mark(), element.path + ": " + quote(*name) +
+                                       " is not a server name (a DNS name, or \"*.\" and one)");
+             continue;
+           }
+           c.server_names.push_back(lower);
+         }
+       }},
+  };
+  read_keys(f, readers);
+  if (!valid || c.cert.empty() || c.key.empty()) return std::nullopt;
+  tls_files_.push_back({c.cert, c.key, f, true});
+  return c;
+}
+
+void loader::load_upstream_tls(const field& f, upstream& u) {
+  if (f.value.IsNull()) {  // "tls:" alone: TLS with the defaults
+    u.tls = upstream_tls{};
+    return;
+  }
+  if (!f.value.IsMap()) {
+    error(f.mark(), f.path + ": expected a map (ca, server_name, verify, cert, key), got " +
+                        describe(f.value));
+    return;
+  }
+  upstream_tls t;
+  const key_reader readers[] = {
+      {"ca",
+       [&](const field& v) {
+         if (auto path = read_path(v)) {
+           t.ca = *path;
+           tls_files_.push_back({*path, {}, v, false});
+         }
+       }},
+      {"server_name",
+       [&](const field& v) {
+         auto name = read_name(v);
+         if (!name) return;
+         if (!is_server_name(to_lower(*name)) || name->starts_with("*.")) {
+           error(v.mark(), v.path + ": " + quote(*name) + " is not a DNS name");
+           return;
+         }
+         t.server_name = to_lower(*name);
+       }},
+      {"verify", [&](const field& v) { assign(t.verify, read_bool(v)); }},
+      {"cert", [&](const field& v) { assign(t.cert, read_path(v)); }},
+      {"key", [&](const field& v) { assign(t.key, read_path(v)); }},
+  };
+  read_keys(f, readers);
+  if (t.cert.empty() != t.key.empty()) {
+    error(f.mark(), f.path + ": cert and key go together (a client certificate and its key)");
+  } else if (!t.cert.empty()) {
+    tls_files_.push_back({t.cert, t.key, f, false});
+  }
+  if (!t.verify)
+    warning(f.mark(), f.path + ": verify: false accepts any certificate the upstream shows");
+  u.tls = std::move(t);
+}
+
+void loader::check_tls_files() {
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& ref : tls_files_) {
+    if (ref.key.empty()) {
+      if (auto problem = check_ca_bundle(ref.cert)) error(ref.where.mark(), ref.where.path + ": " + *problem);
+      continue;
+    }
+    const auto checked = check_certificate_and_key(ref.cert, ref.key);
+    if (checked.error) {
+      error(ref.where.mark(), ref.where.path + ": " + *checked.error);
+      continue;
+    }
+    const auto& leaf = checked.leaf;
+    if (leaf.not_after <= now) {
+      error(ref.where.mark(), ref.where.path + ": the certificate in " + quote(ref.cert) +
+                                  " (" + leaf.subject + ") has expired");
+    } else if (leaf.not_before > now) {
+      error(ref.where.mark(), ref.where.path + ": the certificate in " + quote(ref.cert) +
+                                  " (" + leaf.subject + ") is not valid yet");
+    } else if (ref.server && leaf.not_after - now < std::chrono::hours(24 * 30)) {
+      const auto days = std::chrono::duration_cast<std::chrono::hours>(leaf.not_after - now).count() / 24;
+      warning(ref.where.mark(), ref.where.path + ": the certificate in " + quote(ref.cert) +
+                                    " (" + leaf.subject + ") expires in " + std::to_string(days) +
+                                    (days == 1 ? " day" : " days"));
+    }
+  }
 }
 
 void loader::load_admin(const field& f) {
@@ -754,6 +974,7 @@ void loader::load_consumer(const field& f) {
   }
   consumer c;
   std::optional<field> key_field;  // key or key_sha256, whichever came first
+  std::optional<field> cert_field;
   const key_reader readers[] = {
       {"name",
        [&](const field& v) {
@@ -796,10 +1017,34 @@ void loader::load_consumer(const field& f) {
          assign(c.key_sha256, read_api_key(v, "store its SHA-256 as key_sha256 instead"));
        }},
       {"tier", [&](const field& v) { assign(c.tier, read_name(v)); }},
+      {"cert_sha256",
+       [&](const field& v) {
+         cert_field = v;
+         if (!cert_consumer_) cert_consumer_ = v;
+         if (!v.value.IsScalar()) {
+           error(v.mark(), v.path + ": expected a SHA-256 fingerprint, got " + describe(v.value));
+           return;
+         }
+         // As openssl x509 -fingerprint -sha256 prints it ("AB:CD:..."), or bare hex.
+         std::string hex;
+         for (char ch : v.value.Scalar())
+           if (ch != ':') hex += ch;
+         if (!is_sha256_hex(hex)) {
+           error(v.mark(), v.path + ": expected a SHA-256 fingerprint (64 hexadecimal digits, "
+                                    "colons allowed), got " + quote(v.value.Scalar()));
+           return;
+         }
+         c.cert_sha256 = to_lower(hex);
+         auto [first, inserted] = consumer_certs_.emplace(
+             c.cert_sha256, f.path + " (line " + std::to_string(f.mark().line + 1) + ")");
+         if (!inserted)
+           error(v.mark(), v.path + ": the same certificate as " + first->second);
+       }},
   };
   read_keys(f, readers);
-  if (!key_field) {
-    error(f.mark(), "missing required key \"key_sha256\" (or \"key\") in " + f.path);
+  if (!key_field && !cert_field) {
+    error(f.mark(), "missing required key \"key_sha256\" (or \"key\", or \"cert_sha256\") in " +
+                        f.path);
   }
   if (!c.key_sha256.empty()) {
     std::string holder = f.path + " (line " + std::to_string(f.mark().line + 1) + ")";
@@ -951,6 +1196,7 @@ void loader::load_upstream(const field& f) {
   upstream u;
   u.name = f.key.Scalar();
   const key_reader readers[] = {
+      {"tls", [&](const field& v) { load_upstream_tls(v, u); }},
       {"servers",
        [&](const field& v) {
          auto elements = list_elements(v);
@@ -1233,7 +1479,8 @@ void loader::load_key(const field& f, std::vector<key_part>& key) {
     return;
   }
   static constexpr std::string_view expected =
-      "client_ip, api_key, consumer, tier, route, method, path, header:NAME or query:NAME";
+      "client_ip, api_key, consumer, tier, route, method, path, client_cert, header:NAME or "
+      "query:NAME";
   for (const field& element : *elements) {
     auto text = read_scalar(element, "a key part");
     if (!text) continue;
@@ -1266,6 +1513,7 @@ void loader::load_key(const field& f, std::vector<key_part>& key) {
         continue;
       }
       part.kind = plain->value;
+      if (part.kind == key_part::client_cert && !client_cert_key_) client_cert_key_ = element;
     }
     if (std::find(key.begin(), key.end(), part) != key.end()) {
       error(element.mark(), element.path + ": " + quote(written) + " is listed twice");

@@ -103,6 +103,12 @@ void route_limits::plan(const request_facts& request, std::vector<store::limit_c
           else
             complete = false;
           break;
+        case config::key_part::client_cert:
+          if (auto fingerprint = request.client_cert_sha256())
+            key += fingerprint->substr(0, 16);
+          else
+            complete = false;
+          break;
       }
       if (!complete) break;
     }

@@ -29,6 +29,9 @@ class request_facts {
   virtual std::string_view path() const = 0;
   virtual std::optional<std::string_view> header(std::string_view lower_name) const = 0;
   virtual std::optional<std::string_view> query(std::string_view name) const = 0;
+  // The verified client certificate's SHA-256 (lower-case hex); none over plain HTTP, without
+  // a certificate, or from a front end that has no TLS clients (the rate limit service).
+  virtual std::optional<std::string_view> client_cert_sha256() const { return std::nullopt; }
 };
 
 // One limit that applies to a request: the store check plus what the headers need.

@@ -95,7 +95,7 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
       case http::field::unknown:
         // Set by the gateway below, whatever the client sent.
         if (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto") ||
-            iequals(name, "X-Consumer"))
+            iequals(name, "X-Consumer") || iequals(name, "X-Forwarded-Client-Cert"))
           continue;
         if (iequals(name, "X-Forwarded-Host") && has_host) continue;
         if (iequals(name, "X-Request-Id")) has_request_id = true;
@@ -111,10 +111,24 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
   if (!named.contains("X-Forwarded-For"))
     for (auto [it, end] = head.equal_range("X-Forwarded-For"); it != end; ++it)
       if (!it->value().empty()) out.append(it->value()).append(", ");
-  out.append(ctx.peer_ip).append("\r\nX-Forwarded-Proto: http\r\n");
+  out.append(ctx.peer_ip).append(ctx.https ? "\r\nX-Forwarded-Proto: https\r\n"
+                                             : "\r\nX-Forwarded-Proto: http\r\n");
   if (has_host) append_field(out, "X-Forwarded-Host", host->value());
   if (!has_request_id) append_field(out, "X-Request-Id", ctx.request_id);
   if (!ctx.consumer.empty()) append_field(out, "X-Consumer", ctx.consumer);
+  if (!ctx.client_cert_sha256.empty()) {
+    // As Envoy writes it: the subject quoted, its quotes and backslashes escaped; OpenSSL's
+    // RFC 2253 text has escaped control and non-ASCII bytes already, and any left are dropped.
+    out.append("X-Forwarded-Client-Cert: Hash=").append(ctx.client_cert_sha256);
+    out.append(";Subject=\"");
+    for (char c : ctx.client_cert_subject) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) continue;
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out.append("\"\r\n");
+  }
   if (ctx.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (ctx.content_length) {

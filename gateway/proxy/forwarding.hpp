@@ -23,6 +23,11 @@ struct forward_context {
   // Host when the request has none (HTTP/1.0 may omit it; HTTP/1.1 must carry it upstream): the
   // upstream's name, as Envoy's default_host_for_http_10 would be set.
   std::string_view default_host;
+  bool https = false;  // the client came over TLS: X-Forwarded-Proto: https
+  // X-Forwarded-Client-Cert: Hash=...;Subject="..." for a verified client certificate (empty:
+  // none); a client's own X-Forwarded-Client-Cert never goes upstream.
+  std::string_view client_cert_sha256;
+  std::string_view client_cert_subject;
   bool chunked = false;                        // the body goes chunked
   std::optional<std::uint64_t> content_length;  // or with this length (neither: no body)
 };
@@ -31,7 +36,7 @@ struct forward_context {
 // hop-by-hop ones, Expect (the gateway answers 100-continue itself), framing and the fields the
 // gateway sets; Host (the context's default_host when the client sent none); then X-Forwarded-For (every line of it joined, the peer appended),
 // X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id (when the client sent none), X-Consumer,
-// and Content-Length or Transfer-Encoding.
+// X-Forwarded-Client-Cert, and Content-Length or Transfer-Encoding.
 void write_upstream_head(const request_head& head, const forward_context& ctx, std::string& out);
 
 // How the response goes to the client.

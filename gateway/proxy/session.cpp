@@ -13,6 +13,7 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <cstdio>
@@ -44,9 +45,11 @@ class request_view final : public limit::request_facts {
  public:
   request_view(const request_head& head, std::string_view client_ip,
                std::string_view path, std::string_view query,
-               std::optional<std::string> api_key_sha256, const config::consumer* consumer)
+               std::optional<std::string> api_key_sha256, const config::consumer* consumer,
+               std::string_view client_cert_sha256)
       : head_(head), client_ip_(client_ip), path_(path), query_(query),
-        api_key_sha256_(std::move(api_key_sha256)), consumer_(consumer) {}
+        api_key_sha256_(std::move(api_key_sha256)), consumer_(consumer),
+        client_cert_sha256_(client_cert_sha256) {}
 
   std::string_view client_ip() const override { return client_ip_; }
   std::optional<std::string_view> api_key_sha256() const override {
@@ -54,6 +57,10 @@ class request_view final : public limit::request_facts {
     return std::string_view{*api_key_sha256_};
   }
   const config::consumer* consumer() const override { return consumer_; }
+  std::optional<std::string_view> client_cert_sha256() const override {
+    if (client_cert_sha256_.empty()) return std::nullopt;
+    return client_cert_sha256_;
+  }
   std::string_view method() const override { return head_.method_string(); }
   std::string_view path() const override { return path_; }
   std::optional<std::string_view> header(std::string_view name) const override {
@@ -80,12 +87,14 @@ class request_view final : public limit::request_facts {
   std::string_view client_ip_, path_, query_;
   std::optional<std::string> api_key_sha256_;
   const config::consumer* consumer_;
+  std::string_view client_cert_sha256_;  // empty: none
 };
 
 // Writes `head` (then empties it) and one piece of body in a single write, the piece framed as a
 // chunk when `chunked`, followed by the terminating chunk when `last`.
+template <class Stream>
 asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
-    timed_socket& stream, std::string& head, const char* data, std::size_t size, bool chunked,
+    Stream& stream, std::string& head, const char* data, std::size_t size, bool chunked,
     bool last) {
   char size_line[24];
   std::array<asio::const_buffer, 5> buffers;
@@ -108,9 +117,9 @@ asio::awaitable<std::tuple<beast::error_code, std::size_t>> write_piece(
 // As http::async_read_some, without its composed-operation machinery: what is already buffered
 // is parsed at once (no I/O, no trip through the scheduler), and the socket is read only when the
 // parser needs more. Returns the parser's error and the bytes it consumed.
-template <bool isRequest>
+template <class Stream, bool isRequest>
 asio::awaitable<std::tuple<beast::error_code, std::size_t>> read_some(
-    timed_socket& stream, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser) {
+    Stream& stream, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser) {
   std::size_t used = 0;
   beast::error_code ec;
   auto parse = [&] { return parse_buffered(parser, buffer, ec, used); };
@@ -159,6 +168,21 @@ void session::close_if_idle() {
 }
 
 asio::awaitable<void> session::run() {
+  if (auto tls = worker_.current()->tls()) {
+    // The handshake counts against header_timeout, as the head that follows it does: a client
+    // that stalls it holds the connection no longer than one that stalls its head.
+    const auto header_timeout = worker_.current()->config().server.header_timeout;
+    stream_.use_tls(std::move(tls));
+    stream_.expires_after(header_timeout);
+    if (auto ec = co_await stream_.handshake()) {
+      // Plain HTTP on the TLS port, an old protocol version, no shared cipher, a required
+      // client certificate missing or not verified: the handshake ends with an alert.
+      spdlog::debug("TLS handshake from {} failed: {}", peer_ip_, ec.message());
+      beast::error_code ignored;
+      stream_.socket().close(ignored);
+      co_return;
+    }
+  }
   for (bool first = true;; first = false) {
     switch (co_await read_head(first)) {
       case head_status::closed:
@@ -361,6 +385,9 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
     key_hash = config::sha256_hex(it->value());
     consumer = snap->consumers().find(*key_hash);
   }
+  // Without an API key that names one, a verified client certificate may.
+  if (!consumer && !stream_.client_certificate().sha256.empty())
+    consumer = snap->consumers().find_by_cert(stream_.client_certificate().sha256);
   if (route.auth == config::auth_mode::required && !consumer) {
     out.status = 401;
     out.keep_alive = parser.keep_alive() && !worker_.draining();
@@ -378,7 +405,8 @@ asio::awaitable<bool> session::handle_request(std::size_t head_length) {
   bool rendered = false;
   const auto& limits = snap->limits_of(*route_index);
   if (!limits.empty()) {
-    const request_view view{req, client_ip, path, query, key_hash, consumer};
+    const request_view view{req,      client_ip, path, query, key_hash, consumer,
+                            stream_.client_certificate().sha256};
     limits.plan(view, limits_.checks, limits_.applied);
     if (!limits_.checks.empty()) {
       limit::judging how;
@@ -475,7 +503,11 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
                                 .target = target,
                                 .consumer = consumer,
                                 .default_host = settings.name,
-                                .chunked = chunked};
+                                .https = stream_.is_tls(),
+                                .client_cert_sha256 = stream_.client_certificate().sha256,
+                                .client_cert_subject = stream_.client_certificate().subject,
+                                .chunked = chunked,
+                                .content_length = std::nullopt};
   if (!chunked && content_length) upstream_head.content_length = *content_length;
 
   auto count_upstream_error = [&](upstream_error kind) {
@@ -810,6 +842,11 @@ asio::awaitable<bool> session::discard_body(request_parser& parser) {
 }
 
 asio::awaitable<void> session::close_gracefully() {
+  // TLS says it is closing first (close_notify), so the client can tell an end from a cut.
+  if (stream_.is_tls()) {
+    stream_.expires_after(std::chrono::seconds(1));
+    co_await stream_.shutdown_tls();
+  }
   // Half-close, then read what the client still sends for a moment, so that closing with
   // unread data does not reset the connection before the client has read our last response.
   beast::error_code ec;

@@ -27,6 +27,7 @@ snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::r
 std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg,
                                                 metrics::registry& registry) {
   auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg), registry));
+  if (const auto& tls = snap->config_->server.tls) snap->tls_ = tls::server_contexts::build(*tls);
   asio::io_context io;
   tcp::resolver resolver{io};
   for (const auto& up : snap->config_->upstreams) {

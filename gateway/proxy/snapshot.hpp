@@ -9,6 +9,7 @@
 #include "limit/route_limits.hpp"
 #include "proxy/proxy_metrics.hpp"
 #include "proxy/router.hpp"
+#include "tls/server_contexts.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -25,7 +26,8 @@ struct resolved_upstream {
 
 class snapshot {
  public:
-  // Throws std::runtime_error when a server address does not resolve. The metric series of the
+  // Throws std::runtime_error when a server address does not resolve, or a TLS file cannot be
+  // used (read again here: a reload picks up renewed certificates). The metric series of the
   // config's routes and upstreams are resolved in `registry` here, once.
   static std::shared_ptr<const snapshot> build(std::shared_ptr<const config::gateway_config> cfg,
                                                metrics::registry& registry);
@@ -47,6 +49,8 @@ class snapshot {
     return upstream_series_[route_upstream_[route_index]];
   }
   const identity::consumer_directory& consumers() const { return consumers_; }
+  // The downstream TLS contexts when server.tls is set; null for plain HTTP.
+  const std::shared_ptr<const tls::server_contexts>& tls() const { return tls_; }
 
  private:
   snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::registry& registry);
@@ -62,6 +66,7 @@ class snapshot {
   mutable std::deque<route_series> route_series_;
   mutable std::deque<upstream_series> upstream_series_;
   std::unique_ptr<route_series> unrouted_;
+  std::shared_ptr<const tls::server_contexts> tls_;
 };
 
 }  // namespace gw::proxy

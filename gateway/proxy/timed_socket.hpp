@@ -31,6 +31,10 @@ class timed_socket {
 
   executor_type get_executor() { return socket_.get_executor(); }
   boost::asio::ip::tcp::socket& socket() { return socket_; }
+  // For a TLS stream on top (Asio's ssl::stream takes its executor from here).
+  using lowest_layer_type = boost::asio::ip::tcp::socket;
+  lowest_layer_type& lowest_layer() { return socket_; }
+  const lowest_layer_type& lowest_layer() const { return socket_; }
   void cancel() { socket_.cancel(); }
 
   // The time deadlines are set from: the kernel's last tick (CLOCK_MONOTONIC_COARSE, the same

@@ -476,8 +476,9 @@ consumers:
   EXPECT_FALSE(result.ok());
   EXPECT_EQ(result.problems.size(), 5u) << list_problems(result);
   EXPECT_TRUE(has_error(result, 3, 5, "missing required key \"name\" in consumers[0]"));
-  EXPECT_TRUE(
-      has_error(result, 4, 5, "missing required key \"key_sha256\" (or \"key\") in consumers[1]"));
+  EXPECT_TRUE(has_error(result, 4, 5,
+                        "missing required key \"key_sha256\" (or \"key\", or \"cert_sha256\") in "
+                        "consumers[1]"));
   EXPECT_TRUE(has_warning(result, 7, 10, "consumers[2].key: plain-text API key"));
   EXPECT_TRUE(has_error(result, 8, 5, "consumers[2]: only one of key, key_sha256 may be set"));
   EXPECT_TRUE(has_error(result, 9, 11, "consumers[3].name: must not be empty"));
@@ -933,7 +934,7 @@ TEST(config_limits, bad_key_parts) {
   EXPECT_EQ(result.problems.size(), 11u) << list_problems(result);
   EXPECT_TRUE(has_error(result, 11, 13,
                         "routes[0].limits[0].key[0]: unknown key part \"ip\"; expected client_ip, "
-                        "api_key, consumer, tier, route, method, path, header:NAME or "
+                        "api_key, consumer, tier, route, method, path, client_cert, header:NAME or "
                         "query:NAME"));
   EXPECT_TRUE(has_error(result, 12, 13,
                         "routes[0].limits[0].key[1]: \"header:\" needs a header name "
