@@ -3,8 +3,11 @@
 #include "support/http_client.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <array>
 #include <cstdio>
@@ -26,6 +29,107 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t header_limit = 1024 * 1024;
 constexpr std::uint64_t reply_body_limit = 64 * 1024 * 1024;
+
+// The client's connection, plain or TLS (tls_options): every helper below reads and writes
+// through this, so each test behaviour runs over either.
+class test_stream {
+ public:
+  explicit test_stream(asio::io_context& ioc) : socket(ioc) {}
+
+  using executor_type = tcp::socket::executor_type;
+  executor_type get_executor() { return socket.get_executor(); }
+
+  // Prepares TLS for after the TCP connect (handshake() then runs it).
+  void use_tls(const tls_options& options) {
+    context.emplace(asio::ssl::context::tls_client);
+    auto* ctx = context->native_handle();
+    if (options.max_version) SSL_CTX_set_max_proto_version(ctx, options.max_version);
+    // OpenSSL 3 refuses TLS 1.1 and older at its default security level: a client that asks
+    // for them must be let down to level 0 to offer them at all (for the server to refuse).
+    if (options.max_version && options.max_version < TLS1_2_VERSION) {
+      SSL_CTX_set_security_level(ctx, 0);
+      SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0");
+    }
+    if (options.min_version) SSL_CTX_set_min_proto_version(ctx, options.min_version);
+    if (!options.ca_file.empty()) {
+      context->load_verify_file(options.ca_file);
+      context->set_verify_mode(asio::ssl::verify_peer);
+    }
+    if (!options.cert_file.empty()) {
+      context->use_certificate_chain_file(options.cert_file);
+      context->use_private_key_file(options.key_file, asio::ssl::context::pem);
+    }
+    if (!options.alpn.empty()) {
+      std::string wire;
+      for (const auto& p : options.alpn) wire.append(1, static_cast<char>(p.size())).append(p);
+      SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()),
+                              static_cast<unsigned>(wire.size()));
+    }
+    tls.emplace(socket, *context);
+    SSL* ssl = tls->native_handle();
+    if (!options.server_name.empty()) SSL_set_tlsext_host_name(ssl, options.server_name.c_str());
+    if (options.resume) SSL_set_session(ssl, options.resume.get());
+  }
+
+  asio::awaitable<bool> handshake() {
+    if (!tls) co_return true;
+    auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_tuple1);
+    if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
+    co_return true;
+  }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          if (tls)
+            tls->async_read_some(b, std::move(handler));
+          else
+            socket.async_read_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (tls)
+            tls->async_write_some(b, std::move(handler));
+          else
+            socket.async_write_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  tls_session info() const {
+    tls_session out;
+    if (!tls) return out;
+    SSL* ssl = const_cast<test_stream*>(this)->tls->native_handle();
+    out.version = SSL_get_version(ssl);
+    const unsigned char* alpn = nullptr;
+    unsigned alpn_length = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_length);
+    if (alpn) out.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_length);
+    out.resumed = SSL_session_reused(ssl) == 1;
+    if (X509* peer = SSL_get0_peer_certificate(ssl)) {
+      char name[256] = {};
+      X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, name, sizeof name);
+      out.peer_common_name = name;
+    }
+    // A copy: OpenSSL marks the connection's own session not resumable when the connection
+    // is freed without a TLS shutdown, as a test's connection usually is.
+    if (SSL_SESSION* session = SSL_get0_session(ssl))
+      out.session = std::shared_ptr<SSL_SESSION>(SSL_SESSION_dup(session), SSL_SESSION_free);
+    return out;
+  }
+
+  tcp::socket socket;
+  std::optional<asio::ssl::context> context;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls;
+
+ private:
+  static constexpr auto use_tuple1 = asio::as_tuple(asio::use_awaitable);
+};
 
 // Runs `operation` until it finishes or `deadline` passes; nullopt means it timed out and was
 // cancelled. Exceptions from the operation propagate.
@@ -85,23 +189,27 @@ tcp::endpoint resolve(const std::string& host, std::uint16_t port) {
   return results.begin()->endpoint();
 }
 
-asio::awaitable<bool> connect_socket(tcp::socket& socket, tcp::endpoint endpoint) {
+asio::awaitable<bool> connect_stream(test_stream& stream, tcp::endpoint endpoint) {
+  auto& socket = stream.socket;
   auto [ec] = co_await socket.async_connect(endpoint, use_tuple);
   if (ec)
     throw std::runtime_error("connect to " + endpoint.address().to_string() + ":" +
                              std::to_string(endpoint.port()) + ": " + ec.message());
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  co_return true;
+  co_return co_await stream.handshake();
 }
 
-void connect(asio::io_context& ioc, tcp::socket& socket, tcp::endpoint endpoint,
-             clock_type::time_point deadline) {
-  run_or_throw(ioc, socket, deadline, connect_socket(socket, endpoint),
+// Connects (and handshakes, with `tls` enabled, or else the process' default_client_tls()).
+void connect(asio::io_context& ioc, test_stream& stream, tcp::endpoint endpoint,
+             clock_type::time_point deadline, const tls_options* tls = nullptr) {
+  if (!tls && default_client_tls().enabled) tls = &default_client_tls();
+  if (tls && tls->enabled) stream.use_tls(*tls);
+  run_or_throw(ioc, stream.socket, deadline, connect_stream(stream, endpoint),
                "connect to port " + std::to_string(endpoint.port()));
 }
 
-asio::awaitable<bool> write_all(tcp::socket& socket, std::string_view bytes) {
+asio::awaitable<bool> write_all(test_stream& socket, std::string_view bytes) {
   auto [ec, n] =
       co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_tuple);
   if (ec) throw std::runtime_error("send: " + ec.message());
@@ -123,7 +231,7 @@ bool is_interim(unsigned status) {
   return status / 100 == 1 && status != 101;
 }
 
-asio::awaitable<http_reply> read_one_reply(tcp::socket& socket, beast::flat_buffer& buffer,
+asio::awaitable<http_reply> read_one_reply(test_stream& socket, beast::flat_buffer& buffer,
                                            bool head_request, bool return_interim) {
   for (;;) {
     http::response_parser<http::string_body> parser;
@@ -140,7 +248,7 @@ asio::awaitable<http_reply> read_one_reply(tcp::socket& socket, beast::flat_buff
 }
 
 // Reads into `buffer` until the peer closes; true for EOF or reset.
-asio::awaitable<bool> read_to_close(tcp::socket& socket, beast::flat_buffer& buffer) {
+asio::awaitable<bool> read_to_close(test_stream& socket, beast::flat_buffer& buffer) {
   for (;;) {
     auto [ec, n] = co_await socket.async_read_some(buffer.prepare(64 * 1024), use_tuple);
     buffer.commit(n);
@@ -158,7 +266,7 @@ struct streamed_reply {
 };
 
 // Reads one final response, hashing the body piece by piece through a fixed buffer.
-asio::awaitable<bool> read_streamed_reply(tcp::socket& socket, beast::flat_buffer& buffer,
+asio::awaitable<bool> read_streamed_reply(test_stream& socket, beast::flat_buffer& buffer,
                                           streamed_reply& out) {
   auto piece = std::make_unique<char[]>(pattern_piece_bytes);
   // Beast reads at most the buffer's spare capacity (512 bytes when new) per call.
@@ -199,7 +307,7 @@ struct upload_progress {
 
 // Stops between pieces once `stop` is set: cancelling the socket alone misses a write that is
 // not waiting in the reactor at that moment.
-asio::awaitable<bool> write_pattern_upload(tcp::socket& socket, std::string head,
+asio::awaitable<bool> write_pattern_upload(test_stream& socket, std::string head,
                                            std::uint64_t bytes, bool chunked,
                                            upload_progress& progress, const bool& stop) {
   auto [ec, n] = co_await asio::async_write(socket, asio::buffer(head), use_tuple);
@@ -243,10 +351,16 @@ std::string request_head(std::string_view method, std::string_view target,
 
 }  // namespace
 
+tls_options& default_client_tls() {
+  static tls_options options;
+  return options;
+}
+
 struct client_connection::state {
   std::chrono::milliseconds timeout;
   asio::io_context ioc{1};
-  tcp::socket socket{ioc};
+  test_stream stream{ioc};
+  tcp::socket& socket = stream.socket;
   beast::flat_buffer buffer;  // bytes read past the last reply, kept for the next one
 
   state() { buffer.reserve(16 * 1024); }  // Beast reads at most the spare capacity per call
@@ -258,22 +372,32 @@ client_connection::client_connection(std::uint16_t port, std::string host,
                                      std::chrono::milliseconds timeout)
     : state_(std::make_unique<state>()) {
   state_->timeout = timeout;
-  connect(state_->ioc, state_->socket, resolve(host, port), state_->deadline());
+  connect(state_->ioc, state_->stream, resolve(host, port), state_->deadline());
 }
+
+client_connection::client_connection(std::uint16_t port, const tls_options& tls,
+                                     std::chrono::milliseconds timeout)
+    : state_(std::make_unique<state>()) {
+  state_->timeout = timeout;
+  connect(state_->ioc, state_->stream, {asio::ip::address_v4::loopback(), port},
+          state_->deadline(), &tls);
+}
+
+tls_session client_connection::tls() const { return state_->stream.info(); }
 
 client_connection::~client_connection() = default;
 client_connection::client_connection(client_connection&&) noexcept = default;
 client_connection& client_connection::operator=(client_connection&&) noexcept = default;
 
 void client_connection::send(std::string_view raw) {
-  run_or_throw(state_->ioc, state_->socket, state_->deadline(), write_all(state_->socket, raw),
+  run_or_throw(state_->ioc, state_->socket, state_->deadline(), write_all(state_->stream, raw),
                "send");
 }
 
 bool client_connection::try_send(std::string_view raw) {
   try {
     return run_until(state_->ioc, state_->socket, state_->deadline(),
-                     write_all(state_->socket, raw))
+                     write_all(state_->stream, raw))
         .has_value();
   } catch (const std::runtime_error&) {
     return false;
@@ -292,19 +416,19 @@ http_reply client_connection::read_reply(bool head_request) {
 
 http_reply client_connection::read_reply(bool head_request, bool return_interim) {
   return run_or_throw(state_->ioc, state_->socket, state_->deadline(),
-                      read_one_reply(state_->socket, state_->buffer, head_request, return_interim),
+                      read_one_reply(state_->stream, state_->buffer, head_request, return_interim),
                       "read_reply");
 }
 
 bool client_connection::wait_closed(std::chrono::milliseconds timeout) {
   auto closed = run_until(state_->ioc, state_->socket, clock_type::now() + timeout,
-                          read_to_close(state_->socket, state_->buffer));
+                          read_to_close(state_->stream, state_->buffer));
   return closed.value_or(false);
 }
 
 std::string client_connection::read_until_close() {
   if (!run_or_throw(state_->ioc, state_->socket, state_->deadline(),
-                    read_to_close(state_->socket, state_->buffer), "read_until_close"))
+                    read_to_close(state_->stream, state_->buffer), "read_until_close"))
     throw std::runtime_error("read_until_close: cancelled");
   std::string text = beast::buffers_to_string(state_->buffer.data());
   state_->buffer.consume(state_->buffer.size());
@@ -330,8 +454,9 @@ stream_result upload_pattern(std::uint16_t port, std::string target, std::uint64
                              bool chunked, std::chrono::milliseconds timeout, header_list headers) {
   auto deadline = clock_type::now() + timeout;
   asio::io_context ioc{1};
-  tcp::socket socket(ioc);
-  connect(ioc, socket, {asio::ip::address_v4::loopback(), port}, deadline);
+  test_stream stream(ioc);
+  tcp::socket& socket = stream.socket;
+  connect(ioc, stream, {asio::ip::address_v4::loopback(), port}, deadline);
 
   std::string head = request_head("POST", target, headers);
   head += chunked ? "Transfer-Encoding: chunked\r\n"
@@ -347,9 +472,9 @@ stream_result upload_pattern(std::uint16_t port, std::string target, std::uint64
   bool reply_done = false;
   std::exception_ptr reply_error;
   asio::co_spawn(
-      ioc, write_pattern_upload(socket, std::move(head), bytes, chunked, progress, reply_done),
+      ioc, write_pattern_upload(stream, std::move(head), bytes, chunked, progress, reply_done),
       [&](std::exception_ptr, bool) { writer_done = true; });
-  asio::co_spawn(ioc, read_streamed_reply(socket, buffer, reply),
+  asio::co_spawn(ioc, read_streamed_reply(stream, buffer, reply),
                  [&](std::exception_ptr error, bool) {
                    reply_done = true;
                    reply_error = error;
@@ -386,16 +511,17 @@ stream_result download(std::uint16_t port, std::string target, std::chrono::mill
                        header_list headers) {
   auto deadline = clock_type::now() + timeout;
   asio::io_context ioc{1};
-  tcp::socket socket(ioc);
-  connect(ioc, socket, {asio::ip::address_v4::loopback(), port}, deadline);
+  test_stream stream(ioc);
+  tcp::socket& socket = stream.socket;
+  connect(ioc, stream, {asio::ip::address_v4::loopback(), port}, deadline);
 
   std::string head = request_head("GET", target, headers);
   head += "Connection: close\r\n\r\n";
-  run_or_throw(ioc, socket, deadline, write_all(socket, head), "download " + target + ": send");
+  run_or_throw(ioc, socket, deadline, write_all(stream, head), "download " + target + ": send");
 
   beast::flat_buffer buffer;
   streamed_reply reply;
-  run_or_throw(ioc, socket, deadline, read_streamed_reply(socket, buffer, reply),
+  run_or_throw(ioc, socket, deadline, read_streamed_reply(stream, buffer, reply),
                "download " + target);
   return {reply.status, reply.bytes, reply.hash.hex(), std::move(reply.text),
           std::move(reply.headers)};

@@ -7,8 +7,11 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 #include <string_view>
+
+struct ssl_session_st;
 
 namespace gw::test {
 
@@ -23,11 +26,42 @@ struct http_reply {
   bool has_header(std::string_view name) const { return header_present(headers, name); }
 };
 
+// TLS for a test client (OpenSSL): what it offers and checks.
+struct tls_options {
+  bool enabled = false;
+  std::string server_name;  // SNI; empty: none sent
+  std::string ca_file;      // verify the server against these; empty: no verification
+  std::string cert_file;    // a client certificate and its key; empty: none
+  std::string key_file;
+  int min_version = 0;  // TLS1_1_VERSION...; 0: OpenSSL's default
+  int max_version = 0;
+  std::vector<std::string> alpn;               // protocols offered; empty: no ALPN
+  std::shared_ptr<ssl_session_st> resume;      // a session to resume (tls_session::session)
+};
+
+// What a TLS handshake settled, from the client's side.
+struct tls_session {
+  std::string version;           // "TLSv1.3"; empty for plain TCP
+  std::string alpn;              // the protocol the server chose; empty: none
+  std::string peer_common_name;  // of the certificate the server showed
+  bool resumed = false;
+  std::shared_ptr<ssl_session_st> session;  // to resume with
+};
+
+// The TLS every connection of this process uses when it is not given its own (off unless a
+// test turns it on): request(), upload_pattern(), download() and client_connection(port, ...)
+// then speak TLS, so a behaviour's test runs over TLS unchanged.
+tls_options& default_client_tls();
+
 // One connection; `timeout` bounds each call (connect, send, read) separately.
 class client_connection {
  public:
   explicit client_connection(std::uint16_t port, std::string host = "127.0.0.1",
                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Over TLS with `tls` (enabled or not); throws if the handshake fails.
+  client_connection(std::uint16_t port, const tls_options& tls,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  tls_session tls() const;
   ~client_connection();
   client_connection(client_connection&&) noexcept;
   client_connection& operator=(client_connection&&) noexcept;

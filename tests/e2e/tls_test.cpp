@@ -1,0 +1,276 @@
+// TLS on the gateway's listener (SPEC 13), with real handshakes against certificates made at
+// test time (support/test_pki.hpp): SNI chooses the certificate (seen from the client's side),
+// TLS 1.1 and plain HTTP on the TLS port are refused, a required client certificate is enforced,
+// a limit keyed by client_cert counts two certificates apart, a consumer named by its
+// certificate gets its tier, the upstream hears X-Forwarded-Proto and X-Forwarded-Client-Cert,
+// sessions resume, and a reload swaps the served certificate while an open connection goes on.
+#include "admin_probes.hpp"
+#include "e2e_config.hpp"
+#include "support/gateway_process.hpp"
+#include "support/http_client.hpp"
+#include "support/test_pki.hpp"
+#include "support/test_upstream.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <csignal>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+using namespace gw::test;
+using namespace std::chrono_literals;
+
+class tls_test : public ::testing::Test {
+ protected:
+  tls_test()
+      : api_(pki_.issue({"api.example.com", {"api.example.com"}})),
+        wildcard_(pki_.issue({"wildcard.example.org", {"*.example.org"}})),
+        alice_(pki_.issue({"alice", {}, true})),
+        bob_(pki_.issue({"bob", {}, true})) {}
+
+  // server.tls with the two certificates, client certificates `client_auth`.
+  std::string tls_block(const std::string& client_auth, const std::string& default_cert = {},
+                        const std::string& default_key = {}) const {
+    std::string yaml = "  tls:\n    certificates:\n";
+    yaml += "      - cert: " + (default_cert.empty() ? api_.cert_file : default_cert) + "\n";
+    yaml += "        key: " + (default_key.empty() ? api_.key_file : default_key) + "\n";
+    yaml += "        server_names: [api.example.com]\n";
+    yaml += "      - cert: " + wildcard_.cert_file + "\n        key: " + wildcard_.key_file + "\n";
+    yaml += "        server_names: [\"*.example.org\"]\n";
+    yaml += "    client_ca: " + pki_.ca_file() + "\n    client_auth: " + client_auth + "\n";
+    return yaml;
+  }
+
+  std::string config(const std::string& client_auth, const std::string& default_cert = {},
+                     const std::string& default_key = {}) const {
+    const std::string routes =
+        "routes:\n"
+        "  - name: per_cert\n    match: { path_prefix: /per-cert }\n    upstream: backend\n"
+        "    limits:\n      - name: by_cert\n        key: [client_cert]\n"
+        "        algorithm: fixed_window\n        requests: 2\n        window: 1h\n"
+        "  - name: tiered\n    match: { path_prefix: /tiered }\n    upstream: backend\n"
+        "    auth: required\n"
+        "    limits:\n      - name: by_consumer\n        key: [consumer]\n"
+        "        algorithm: fixed_window\n        requests: 1\n        window: 1h\n"
+        "        overrides:\n          - when: { tier: gold }\n            requests: 3\n"
+        "  - name: all\n    match: { path_prefix: / }\n    upstream: backend\n";
+    std::string yaml = e2e_config(ports_, {upstream_.port()}, tls_block(client_auth, default_cert,
+                                                                         default_key),
+                                  "", routes);
+    yaml += "consumers:\n  - name: alice-service\n    cert_sha256: " + alice_.sha256 +
+            "\n    tier: gold\n";
+    return yaml;
+  }
+
+  tls_options client(const std::string& server_name,
+                     const issued_certificate* cert = nullptr) const {
+    tls_options o;
+    o.enabled = true;
+    o.server_name = server_name;
+    o.ca_file = pki_.ca_file();
+    if (cert) {
+      o.cert_file = cert->cert_file;
+      o.key_file = cert->key_file;
+    }
+    return o;
+  }
+
+  http_reply get(const tls_options& tls, const std::string& target) {
+    client_connection c{ports_.listen, tls};
+    c.send("GET " + target + " HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n");
+    return c.read_reply();
+  }
+
+  test_pki pki_;
+  issued_certificate api_, wildcard_, alice_, bob_;
+  test_upstream upstream_;
+  e2e_ports ports_;
+};
+
+TEST_F(tls_test, sni_chooses_the_certificate_and_alpn_says_http11) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  struct expectation {
+    std::string sni, common_name;
+  };
+  for (const auto& [sni, common_name] : {expectation{"api.example.com", "api.example.com"},
+                                         expectation{"shop.example.org", "wildcard.example.org"},
+                                         expectation{"API.EXAMPLE.COM", "api.example.com"},
+                                         // Unknown names, and none, get the first certificate.
+                                         expectation{"other.test", "api.example.com"},
+                                         expectation{"", "api.example.com"}}) {
+    auto options = client(sni);
+    options.ca_file.clear();  // the wildcard one would not verify for "other.test"
+    options.alpn = {"h2", "http/1.1"};
+    client_connection c{ports_.listen, options};
+    const auto session = c.tls();
+    EXPECT_EQ(session.peer_common_name, common_name) << "SNI " << sni;
+    EXPECT_EQ(session.alpn, "http/1.1") << "SNI " << sni;
+    c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+    EXPECT_EQ(c.read_reply().status, 200);
+  }
+  // A wildcard covers one label only.
+  auto deep = client("a.b.example.org");
+  deep.ca_file.clear();
+  EXPECT_EQ(client_connection(ports_.listen, deep).tls().peer_common_name, "api.example.com");
+}
+
+TEST_F(tls_test, the_upstream_hears_https_and_the_verified_client_certificate) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  // TLS 1.3 by default with a verified server certificate.
+  client_connection c{ports_.listen, client("api.example.com", &bob_)};
+  EXPECT_EQ(c.tls().version, "TLSv1.3");
+  c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n"
+         "X-Forwarded-Client-Cert: Hash=forged\r\n\r\n");
+  EXPECT_EQ(c.read_reply().status, 200);
+  // Without a client certificate (optional): no such header, the forged one dropped.
+  EXPECT_EQ(get(client("api.example.com"), "/plain").status, 200);
+
+  const auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].header("X-Forwarded-Proto"), "https");
+  EXPECT_EQ(seen[0].header("X-Forwarded-Client-Cert"),
+            "Hash=" + bob_.sha256 + ";Subject=\"CN=bob,O=gateway tests\"");
+  EXPECT_EQ(seen[1].header("X-Forwarded-Proto"), "https");
+  EXPECT_FALSE(seen[1].has_header("X-Forwarded-Client-Cert"));
+}
+
+TEST_F(tls_test, old_protocols_plain_http_and_untrusted_certificates_are_refused) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  auto old = client("api.example.com");
+  old.max_version = TLS1_1_VERSION;
+  EXPECT_THROW(client_connection(ports_.listen, old), std::runtime_error);
+
+  // Plain HTTP on the TLS port: no HTTP answer, the connection closed at once.
+  client_connection plain{ports_.listen};
+  plain.send("GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+  EXPECT_TRUE(plain.wait_closed(5s));
+
+  // A client certificate from another CA fails the handshake even when certificates are
+  // optional: a certificate shown must verify.
+  test_pki other{"someone else's CA"};
+  const auto stranger = other.issue({"mallory", {}, true});
+  EXPECT_THROW(get(client("api.example.com", &stranger), "/hello"), std::runtime_error);
+  EXPECT_EQ(get(client("api.example.com"), "/hello").status, 200);
+  EXPECT_TRUE(gateway.running());
+}
+
+TEST_F(tls_test, required_client_certificates_are_enforced) {
+  gateway_process gateway{gateway_binary(), config("required")};
+  gateway.wait_ready(ports_.admin);
+  // TLS 1.3 sends the alert after the client's Finished: the first read sees it.
+  EXPECT_THROW(get(client("api.example.com"), "/hello"), std::runtime_error);
+  EXPECT_EQ(get(client("api.example.com", &alice_), "/hello").status, 200);
+}
+
+TEST_F(tls_test, a_limit_keyed_by_client_cert_counts_each_certificate_apart) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  for (const auto* who : {&alice_, &bob_}) {
+    EXPECT_EQ(get(client("api.example.com", who), "/per-cert").status, 200) << who->common_name;
+    EXPECT_EQ(get(client("api.example.com", who), "/per-cert").status, 200) << who->common_name;
+    EXPECT_EQ(get(client("api.example.com", who), "/per-cert").status, 429) << who->common_name;
+  }
+  // Without a certificate the limit's key is incomplete: the limit does not apply.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(get(client("api.example.com"), "/per-cert").status, 200);
+}
+
+TEST_F(tls_test, a_consumer_named_by_its_certificate_gets_its_tier) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  // alice's certificate is alice-service (gold: 3); bob's names nobody: auth required refuses.
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(get(client("api.example.com", &alice_), "/tiered").status, 200) << i;
+  EXPECT_EQ(get(client("api.example.com", &alice_), "/tiered").status, 429);
+  EXPECT_EQ(get(client("api.example.com", &bob_), "/tiered").status, 401);
+  const auto seen = upstream_.requests();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen[0].header("X-Consumer"), "alice-service");
+}
+
+TEST_F(tls_test, a_returning_client_resumes_its_session) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    auto options = client("api.example.com");
+    options.min_version = options.max_version = version;
+    tls_session first;
+    {
+      client_connection c{ports_.listen, options};
+      // TLS 1.3 tickets come after the handshake: a request and its reply bring them.
+      c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+      EXPECT_EQ(c.read_reply().status, 200);
+      first = c.tls();
+    }
+    EXPECT_FALSE(first.resumed);
+    ASSERT_TRUE(first.session);
+    options.resume = first.session;
+    client_connection again{ports_.listen, options};
+    EXPECT_TRUE(again.tls().resumed) << first.version;
+  }
+}
+
+TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections) {
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  client_connection open{ports_.listen, client("api.example.com")};
+  EXPECT_EQ(open.tls().peer_common_name, "api.example.com");
+
+  const auto renewed = pki_.issue({"api.example.com renewed", {"api.example.com"}});
+  gateway.write_config(config("optional", renewed.cert_file, renewed.key_file));
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 1;
+      },
+      10s));
+  EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
+            "api.example.com renewed");
+  // The connection from before goes on, on its old certificate.
+  open.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+  EXPECT_EQ(open.read_reply().status, 200);
+
+  // A key that does not match its certificate: the reload fails, the renewed one stays.
+  gateway.write_config(config("optional", renewed.cert_file, api_.key_file));
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="failure")"}) == 1;
+      },
+      10s));
+  EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
+            "api.example.com renewed");
+}
+
+TEST_F(tls_test, check_config_reports_broken_and_expiring_certificates) {
+  const auto expired = pki_.issue({"expired", {"api.example.com"}, false, -std::chrono::hours(48),
+                                   -std::chrono::hours(24)});
+  const auto soon = pki_.issue({"soon", {"api.example.com"}, false, -std::chrono::hours(1),
+                                std::chrono::hours(24 * 10)});
+  const auto not_pem = pki_.write_file("broken.pem", "not a certificate\n");
+  struct expectation {
+    std::string cert, key;
+    int exit_code;
+    std::string says;
+  };
+  for (const auto& [cert, key, exit_code, says] :
+       {expectation{expired.cert_file, expired.key_file, 1, "has expired"},
+        expectation{soon.cert_file, soon.key_file, 0, "expires in 9 days"},
+        expectation{not_pem, api_.key_file, 1, "holds no PEM certificate"},
+        expectation{api_.cert_file, alice_.key_file, 1, "does not match the certificate"},
+        expectation{pki_.dir() + "/missing.pem", api_.key_file, 1, "cannot read"}}) {
+    const auto file = write_temp_file(config("optional", cert, key), "gateway.yaml");
+    const auto result = run_gateway(gateway_binary(), {"--check-config", file});
+    EXPECT_EQ(result.exit_code, exit_code) << result.out;
+    EXPECT_NE(result.out.find(says), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find(":8:9:"), std::string::npos)
+        << "the certificate's line: " << result.out;
+  }
+}
+
+}  // namespace
