@@ -202,6 +202,11 @@ void registry::set_connections_active(std::function<double()> read) {
   connections_active_ = std::move(read);
 }
 
+void registry::set_tls_certificate_expiry(std::vector<std::pair<std::string, double>> expiry) {
+  std::lock_guard lock{mutex_};
+  tls_expiry_ = std::move(expiry);
+}
+
 void registry::set_memory_store_evictions(std::function<double()> read) {
   std::lock_guard lock{mutex_};
   memory_store_evictions_ = std::move(read);
@@ -313,6 +318,18 @@ std::string registry::render() const {
                               "Keys evicted from the memory store past max_keys",
                               MetricType::Counter,
                               memory_store_evictions_ ? memory_store_evictions_() : 0));
+    if (!tls_expiry_.empty()) {
+      MetricFamily expiry{"gateway_tls_certificate_expiry_seconds",
+                          "When each served TLS certificate expires (Unix time)",
+                          MetricType::Gauge, {}};
+      for (const auto& [name, when] : tls_expiry_) {
+        ClientMetric m;
+        m.label.push_back({"server_name", name});
+        m.gauge.value = when;
+        expiry.metric.push_back(std::move(m));
+      }
+      families.push_back(std::move(expiry));
+    }
   }
   MetricFamily build{"gateway_build_info", "Build information", MetricType::Gauge, {}};
   ClientMetric info;

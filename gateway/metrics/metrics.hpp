@@ -115,6 +115,9 @@ class registry {
   // Values read at scrape time from their owners.
   void set_connections_active(std::function<double()> read);
   void set_memory_store_evictions(std::function<double()> read);
+  // gateway_tls_certificate_expiry_seconds{server_name}: when each served certificate expires
+  // (Unix time), replaced whole by each configuration that is put in service.
+  void set_tls_certificate_expiry(std::vector<std::pair<std::string, double>> expiry);
 
   // The text exposition format 0.0.4, rendered by prometheus-cpp.
   std::string render() const;
@@ -138,6 +141,7 @@ class registry {
       upstream_errors_, config_reloads_, rls_requests_, rls_duration_, leases_taken_,
       lease_units_, lease_admitted_;
   std::function<double()> connections_active_, memory_store_evictions_;
+  std::vector<std::pair<std::string, double>> tls_expiry_;
 };
 
 }  // namespace gw::metrics

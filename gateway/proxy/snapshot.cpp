@@ -48,6 +48,12 @@ std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::ga
     while (snap->config_->upstreams[index].name != route.upstream) ++index;  // validated by loader
     snap->route_upstream_.push_back(index);
   }
+  std::vector<std::pair<std::string, double>> expiry;
+  if (snap->tls_)
+    for (const auto& served : snap->tls_->served())
+      expiry.emplace_back(served.server_name,
+                          std::chrono::duration<double>(served.not_after.time_since_epoch()).count());
+  registry.set_tls_certificate_expiry(std::move(expiry));
   return snap;
 }
 

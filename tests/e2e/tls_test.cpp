@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <csignal>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -111,6 +112,13 @@ TEST_F(tls_test, sni_chooses_the_certificate_and_alpn_says_http11) {
     EXPECT_EQ(session.alpn, "http/1.1") << "SNI " << sni;
     c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
     EXPECT_EQ(c.read_reply().status, 200);
+  }
+  // Each served name's certificate expiry, for the alert (Unix time: 90 days ahead here).
+  const double now = static_cast<double>(std::time(nullptr));
+  for (const char* name : {R"(server_name="api.example.com")", R"(server_name="*.example.org")"}) {
+    const double expiry = metric(ports_.admin, "gateway_tls_certificate_expiry_seconds", {name});
+    EXPECT_GT(expiry, now + 89 * 86400.0) << name;
+    EXPECT_LT(expiry, now + 91 * 86400.0) << name;
   }
   // A wildcard covers one label only.
   auto deep = client("a.b.example.org");
