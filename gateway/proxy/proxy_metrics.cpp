@@ -35,6 +35,7 @@ upstream_series::upstream_series(metrics::registry& registry, const std::string&
       }),
       duration(registry.upstream_duration(name)),
       errors{registry.upstream_errors(name, "connect"), registry.upstream_errors(name, "timeout"),
-             registry.upstream_errors(name, "reset"), registry.upstream_errors(name, "protocol")} {}
+             registry.upstream_errors(name, "reset"), registry.upstream_errors(name, "protocol"),
+             registry.upstream_errors(name, "tls")} {}
 
 }  // namespace gw::proxy

@@ -15,7 +15,7 @@ namespace gw::proxy {
 enum class decision { allowed, limited, shadow_limited, error };
 std::string_view to_string(decision d);
 
-enum class upstream_error { connect, timeout, reset, protocol };
+enum class upstream_error { connect, timeout, reset, protocol, tls };
 
 struct route_series {
   route_series(metrics::registry& registry, const config::route* route);  // null: no route
@@ -31,7 +31,7 @@ struct upstream_series {
 
   metrics::code_counters responses;
   metrics::histogram* duration;
-  std::array<metrics::counter*, 4> errors;  // by upstream_error
+  std::array<metrics::counter*, 5> errors;  // by upstream_error
 };
 
 }  // namespace gw::proxy

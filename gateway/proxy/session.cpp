@@ -172,7 +172,7 @@ asio::awaitable<void> session::run() {
     // The handshake counts against header_timeout, as the head that follows it does: a client
     // that stalls it holds the connection no longer than one that stalls its head.
     const auto header_timeout = worker_.current()->config().server.header_timeout;
-    stream_.use_tls(std::move(tls));
+    stream_.use_server_tls(std::move(tls));
     stream_.expires_after(header_timeout);
     if (auto ec = co_await stream_.handshake()) {
       // Plain HTTP on the TLS port, an old protocol version, no shared cipher, a required
@@ -561,11 +561,31 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     co_await fail(503, "unavailable", "No healthy upstream server");
     co_return;
   }
+  // With upstream TLS, the handshake follows the connect within the same connect_timeout: SNI
+  // and the certificate check name the server's host as written (or tls.server_name).
+  const void* tls_identity = upstream.tls.get();
+  auto host_of = [&](const tcp::endpoint& server) -> const std::string& {
+    std::size_t i = 0;
+    while (i + 1 < upstream.servers.size() && upstream.servers[i] != server) ++i;
+    return upstream.hosts[i];
+  };
+  bool tls_failed = false;
+  auto open_tls = [&](upstream_connection& c) -> asio::awaitable<bool> {
+    if (!upstream.tls) co_return true;
+    c.stream.use_client_tls(upstream.tls, host_of(c.server));
+    if (auto ec = co_await c.stream.handshake()) {
+      spdlog::debug("TLS to upstream {} ({}) failed: {}", settings.name, c.label(), ec.message());
+      count_upstream_error(is_timeout(ec) ? upstream_error::timeout : upstream_error::tls);
+      tls_failed = true;
+      co_return false;
+    }
+    co_return true;
+  };
   std::unique_ptr<upstream_connection> conn;
   bool reused = false;
   for (const auto& candidate : candidates) {
     // A bodiless request can be replayed if the connection turns out closed: no probe needed.
-    if ((conn = pool.take_idle(candidate, has_body))) {
+    if ((conn = pool.take_idle(candidate, has_body, tls_identity))) {
       reused = true;
       break;
     }
@@ -577,6 +597,10 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       pool.record_connect_success(candidate);
       beast::error_code ignored;
       conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+      if (co_await open_tls(*conn)) break;
+      // A certificate that does not verify is the upstream's setup, not a server that is
+      // down: no other server is tried, and the client hears 502 at once.
+      conn.reset();
       break;
     }
     pool.record_connect_failure(candidate, settings, clock::now());
@@ -584,7 +608,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     conn.reset();
   }
   if (!conn) {
-    co_await fail(502, "bad_gateway", "Upstream refused the connection");
+    co_await fail(502, "bad_gateway",
+                  tls_failed ? "TLS to the upstream failed" : "Upstream refused the connection");
     co_return;
   }
   out.upstream = conn->label();
@@ -654,9 +679,13 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
       conn->server = server_address;
       conn->stream.expires_after(settings.connect_timeout);
       auto [cec] = co_await conn->stream.async_connect(server_address, use_tuple);
-      if (!cec) {
+      if (!cec && co_await open_tls(*conn)) {
         reused = false;
         continue;
+      }
+      if (tls_failed) {  // counted as tls already
+        co_await fail(502, "bad_gateway", "TLS to the upstream failed");
+        co_return;
       }
       pool.record_connect_failure(server_address, settings, clock::now());
     }

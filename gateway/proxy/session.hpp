@@ -4,7 +4,7 @@
 #pragma once
 
 #include "limit/verdict.hpp"
-#include "proxy/client_stream.hpp"
+#include "proxy/tls_socket.hpp"
 #include "proxy/http_types.hpp"
 #include "proxy/request_rules.hpp"
 #include "proxy/timed_socket.hpp"
@@ -77,7 +77,7 @@ class session {
   boost::asio::awaitable<void> close_gracefully();
 
   worker& worker_;
-  client_stream stream_;  // plain or TLS
+  tls_socket stream_;  // the client: plain or TLS
   boost::beast::flat_buffer buffer_;
   head_scanner scanner_;
   boost::asio::ip::address peer_address_;

@@ -31,7 +31,8 @@ std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::ga
   asio::io_context io;
   tcp::resolver resolver{io};
   for (const auto& up : snap->config_->upstreams) {
-    resolved_upstream resolved{&up, {}};
+    resolved_upstream resolved{&up, {}, {}, nullptr};
+    if (up.tls) resolved.tls = tls::upstream_context::build(*up.tls);
     for (const auto& server : up.servers) {
       boost::system::error_code ec;
       auto results = resolver.resolve(server.host, std::to_string(server.port),
@@ -40,6 +41,7 @@ std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::ga
         throw std::runtime_error("upstream " + up.name + ": cannot resolve " +
                                  server.to_string() + ": " + ec.message());
       resolved.servers.push_back(results.begin()->endpoint());
+      resolved.hosts.push_back(server.host);
     }
     snap->upstreams_.push_back(std::move(resolved));
   }

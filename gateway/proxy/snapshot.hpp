@@ -10,6 +10,7 @@
 #include "proxy/proxy_metrics.hpp"
 #include "proxy/router.hpp"
 #include "tls/server_contexts.hpp"
+#include "tls/upstream_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -22,6 +23,8 @@ namespace gw::proxy {
 struct resolved_upstream {
   const config::upstream* settings;
   std::vector<boost::asio::ip::tcp::endpoint> servers;
+  std::vector<std::string> hosts;  // each server's host as written: SNI and the name verified
+  std::shared_ptr<const tls::upstream_context> tls;  // null: plain HTTP
 };
 
 class snapshot {

@@ -25,13 +25,15 @@ void upstream_pool::candidates(const resolved_upstream& upstream, clock::time_po
 }
 
 std::unique_ptr<upstream_connection> upstream_pool::take_idle(const tcp::endpoint& server,
-                                                              bool probe) {
+                                                              bool probe,
+                                                              const void* tls_identity) {
   auto state = servers_.find(server);
   if (state == servers_.end()) return nullptr;
   auto& idle = state->second.idle;
   while (!idle.empty()) {
     auto conn = std::move(idle.back());
     idle.pop_back();
+    if (conn->stream.tls_identity() != tls_identity) continue;  // closed by the destructor
     if (!probe) return conn;
     // A peer that closed while the connection sat idle shows up as EOF (or stray bytes); such a
     // connection would fail the request, so it is dropped here instead.

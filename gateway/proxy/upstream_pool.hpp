@@ -7,7 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include "proxy/timed_socket.hpp"
+#include "proxy/tls_socket.hpp"
 
 #include <chrono>
 #include <map>
@@ -30,7 +30,7 @@ struct upstream_connection {
     return label_;
   }
 
-  timed_socket stream;
+  tls_socket stream;  // plain, or TLS when its upstream has tls
   boost::beast::flat_buffer buffer;
   boost::asio::ip::tcp::endpoint server;
 
@@ -47,11 +47,13 @@ class upstream_pool {
   void candidates(const resolved_upstream& upstream, clock::time_point now,
                   std::vector<boost::asio::ip::tcp::endpoint>& out);
 
-  // An idle connection to `server`, or null. With `probe`, one the upstream has closed meanwhile
-  // is noticed (a non-blocking peek, one syscall) and dropped; without, the caller must be able
-  // to retry on a fresh connection, as it can for a request without a body.
+  // An idle connection to `server` made with the same TLS (`tls_identity`, null for plain), or
+  // null; an idle one made with other TLS (another upstream's, or before a reload) is dropped.
+  // With `probe`, one the upstream has closed meanwhile is noticed (a non-blocking peek, one
+  // syscall) and dropped; without, the caller must be able to retry on a fresh connection, as it
+  // can for a request without a body.
   std::unique_ptr<upstream_connection> take_idle(const boost::asio::ip::tcp::endpoint& server,
-                                                 bool probe);
+                                                 bool probe, const void* tls_identity);
   void give_back(std::unique_ptr<upstream_connection> conn, std::size_t max_idle);
 
   void record_connect_failure(const boost::asio::ip::tcp::endpoint& server,

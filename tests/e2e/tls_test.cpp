@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <csignal>
+#include <optional>
 #include <ctime>
 #include <stdexcept>
 #include <string>
@@ -279,6 +280,89 @@ TEST_F(tls_test, check_config_reports_broken_and_expiring_certificates) {
     EXPECT_NE(result.out.find(":8:9:"), std::string::npos)
         << "the certificate's line: " << result.out;
   }
+}
+
+// TLS to the upstream: gateway "front" (plain, one worker) has an upstream with tls whose server
+// is gateway "back" (TLS on its listener, client certificates optional), in front of the test
+// upstream. What front's TLS settings make of back's certificate shows in front's answers and
+// metrics, and in what back forwards (X-Forwarded-Client-Cert for front's client certificate).
+class upstream_tls_test : public tls_test {
+ protected:
+  upstream_tls_test() : front_client_(pki_.issue({"front-gateway", {}, true})) {
+    back_.emplace(gateway_binary(), config("optional"));
+    back_->wait_ready(ports_.admin);
+  }
+
+  std::string front_config(const std::string& tls_lines) const {
+    std::string yaml = "server:\n  listen: 127.0.0.1:" + std::to_string(front_ports_.listen) +
+                       "\n  workers: 1\n  access_log: false\n";
+    yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(front_ports_.admin) + "\n";
+    yaml += "upstreams:\n  secure:\n    servers: [127.0.0.1:" + std::to_string(ports_.listen) +
+            "]\n    tls:\n" + tls_lines;
+    yaml += "routes:\n  - name: all\n    match: { path_prefix: / }\n    upstream: secure\n";
+    return yaml;
+  }
+
+  double tls_errors() const {
+    return metric(front_ports_.admin, "gateway_upstream_errors_total",
+                  {R"(upstream="secure")", R"(kind="tls")"});
+  }
+
+  issued_certificate front_client_;
+  std::optional<gateway_process> back_;
+  e2e_ports front_ports_;
+};
+
+TEST_F(upstream_tls_test, a_verified_upstream_is_used_with_a_client_certificate_and_pooled) {
+  gateway_process front{gateway_binary(),
+                        front_config("      ca: " + pki_.ca_file() +
+                                     "\n      server_name: api.example.com\n      cert: " +
+                                     front_client_.cert_file + "\n      key: " +
+                                     front_client_.key_file + "\n")};
+  front.wait_ready(front_ports_.admin);
+  for (int i = 0; i < 3; ++i) {
+    client_connection c{front_ports_.listen};
+    c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(c.read_reply().status, 200) << i;
+  }
+  const auto seen = upstream_.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  // back saw front come over TLS with front's certificate.
+  EXPECT_EQ(seen[0].header("X-Forwarded-Client-Cert"),
+            "Hash=" + front_client_.sha256 + ";Subject=\"CN=front-gateway,O=gateway tests\"");
+  EXPECT_EQ(tls_errors(), 0);
+  // One TLS connection from front's pool carried all three.
+  EXPECT_EQ(metric(ports_.admin, "gateway_connections_active"), 1);
+}
+
+TEST_F(upstream_tls_test, a_certificate_that_does_not_verify_is_502_counted_as_tls) {
+  test_pki other{"someone else's CA"};
+  struct case_t {
+    std::string what, tls_lines;
+  };
+  for (const auto& [what, tls_lines] :
+       {case_t{"another CA", "      ca: " + other.ca_file() + "\n"},
+        case_t{"another name",
+               "      ca: " + pki_.ca_file() + "\n      server_name: db.example.com\n"},
+        // The server's host as written (127.0.0.1) is not in back's certificate either.
+        case_t{"the address", "      ca: " + pki_.ca_file() + "\n"}}) {
+    gateway_process front{gateway_binary(), front_config(tls_lines)};
+    front.wait_ready(front_ports_.admin);
+    const auto reply = request(front_ports_.listen, "GET", "/hello");
+    EXPECT_EQ(reply.status, 502) << what;
+    EXPECT_NE(reply.body.find("TLS to the upstream failed"), std::string::npos) << reply.body;
+    EXPECT_EQ(tls_errors(), 1) << what;
+  }
+  EXPECT_TRUE(upstream_.requests().empty());
+}
+
+TEST_F(upstream_tls_test, verify_false_accepts_any_certificate) {
+  test_pki other{"someone else's CA"};
+  gateway_process front{gateway_binary(),
+                        front_config("      ca: " + other.ca_file() + "\n      verify: false\n")};
+  front.wait_ready(front_ports_.admin);
+  EXPECT_EQ(request(front_ports_.listen, "GET", "/hello").status, 200);
+  EXPECT_EQ(tls_errors(), 0);
 }
 
 }  // namespace

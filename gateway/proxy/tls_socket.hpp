@@ -1,10 +1,12 @@
-// The client's side of a session: a timed TCP socket, with TLS on it when server.tls is set.
-// The session reads and writes through this one type whatever the connection is, so the request
-// path stays one coroutine; each read or write goes to the TLS stream or the socket at run time.
+// A timed TCP socket with TLS on it when its side asks for it: the client's side of a session
+// when server.tls is set, an upstream connection when its upstream has tls. The session reads
+// and writes through this one type whatever the connection is, so the request path stays one
+// coroutine; each read or write goes to the TLS stream or the socket at run time.
 #pragma once
 
 #include "proxy/timed_socket.hpp"
 #include "tls/server_contexts.hpp"
+#include "tls/upstream_context.hpp"
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -15,28 +17,41 @@
 
 namespace gw::proxy {
 
-class client_stream {
+class tls_socket {
  public:
   using executor_type = timed_socket::executor_type;
 
-  explicit client_stream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit tls_socket(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit tls_socket(boost::asio::io_context& io) : socket_(io) {}
 
-  // TLS from the first byte on, with `contexts` (the snapshot's when the connection came).
-  void use_tls(std::shared_ptr<const tls::server_contexts> contexts);
+  // The server's side, from the first byte on, with `contexts` (the snapshot's when the
+  // connection came).
+  void use_server_tls(std::shared_ptr<const tls::server_contexts> contexts);
+  // The client's side, to a server called `host`, after the TCP connect.
+  void use_client_tls(std::shared_ptr<const tls::upstream_context> context,
+                      const std::string& host);
   bool is_tls() const { return tls_.has_value(); }
-  // The server handshake, within the socket's deadline. Nothing for a plain connection.
+  // What this side's TLS was made with (null for plain): a pooled connection is reused only by
+  // a request whose upstream has the same.
+  const void* tls_identity() const { return identity_.get(); }
+  // The handshake of the side chosen, within the socket's deadline. Nothing when plain.
   boost::asio::awaitable<boost::system::error_code> handshake();
-  // What the handshake found of the client's certificate (empty: none, or not verified).
+  // The server's side: what the handshake found of the client's certificate (empty: none, or
+  // not verified).
   const tls::client_certificate& client_certificate() const { return client_certificate_; }
-  // The TLS close_notify, within the socket's deadline; nothing for a plain connection.
+  // The TLS close_notify, within the socket's deadline; nothing when plain.
   boost::asio::awaitable<void> shutdown_tls();
 
   executor_type get_executor() { return socket_.get_executor(); }
-  timed_socket& transport() { return socket_; }
   boost::asio::ip::tcp::socket& socket() { return socket_.socket(); }
   void cancel() { socket_.cancel(); }
   void expires_after(timed_socket::clock::duration d) { socket_.expires_after(d); }
   void expires_at(timed_socket::clock::time_point t) { socket_.expires_at(t); }
+
+  template <class Token>
+  auto async_connect(const boost::asio::ip::tcp::endpoint& endpoint, Token&& token) {
+    return socket_.async_connect(endpoint, std::forward<Token>(token));
+  }
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
@@ -64,7 +79,8 @@ class client_stream {
 
  private:
   timed_socket socket_;
-  std::shared_ptr<const tls::server_contexts> contexts_;  // outlive the SSL that uses them
+  std::shared_ptr<const void> identity_;  // the contexts: outlive the SSL that uses them
+  const tls::server_contexts* server_ = nullptr;  // set for the server's side
   std::optional<boost::asio::ssl::stream<timed_socket&>> tls_;
   tls::client_certificate client_certificate_;
 };
