@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <atomic>
 #include <csignal>
 #include <future>
@@ -247,8 +249,13 @@ TEST(connection_guards, header_timeout_idle_timeout_and_max_connections) {
     open.back().send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     EXPECT_EQ(open.back().read_reply().status, 200);
   }
-  client_connection extra{ports.listen};
-  EXPECT_TRUE(extra.wait_closed(2s));
+  if (e2e_over_tls()) {
+    // Closed before the handshake could end.
+    EXPECT_THROW(client_connection{ports.listen}, std::runtime_error);
+  } else {
+    client_connection extra{ports.listen};
+    EXPECT_TRUE(extra.wait_closed(2s));
+  }
   open[0].send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(open[0].read_reply().status, 200);
 }

@@ -55,7 +55,7 @@ TEST_F(proxy_test, forwards_with_forwarding_headers_and_without_hop_by_hop_ones)
   EXPECT_EQ(r.target, "/login");
   EXPECT_EQ(r.body, "hello");
   EXPECT_EQ(r.header("X-Forwarded-For"), "203.0.113.9, 127.0.0.1");
-  EXPECT_EQ(r.header("X-Forwarded-Proto"), "http");
+  EXPECT_EQ(r.header("X-Forwarded-Proto"), e2e_over_tls() ? "https" : "http");
   EXPECT_EQ(r.header("X-Forwarded-Host"), "localhost:8080");
   EXPECT_EQ(r.header("X-Request-Id").size(), 32u);
   EXPECT_EQ(r.header("X-Custom"), "kept");
@@ -182,7 +182,7 @@ TEST(ipv6, listens_forwards_and_limits_by_forwarded_address_on_loopback) {
   e2e_ports ports;
   std::string yaml;
   yaml += "server:\n  listen: \"[::1]:" + std::to_string(ports.listen) + "\"\n";
-  yaml += "  workers: 1\n  access_log: true\n";
+  yaml += "  workers: 1\n  access_log: true\n" + e2e_tls_lines(ports.listen);
   yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) + "\n";
   yaml += "identity:\n  trusted_proxies: [\"::1/128\"]\n";
   yaml += "upstreams:\n  backend:\n    servers: [\"[::1]:" + std::to_string(upstream.port()) +

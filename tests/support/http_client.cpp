@@ -11,6 +11,8 @@
 
 #include <array>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -200,10 +202,10 @@ asio::awaitable<bool> connect_stream(test_stream& stream, tcp::endpoint endpoint
   co_return co_await stream.handshake();
 }
 
-// Connects (and handshakes, with `tls` enabled, or else the process' default_client_tls()).
+// Connects (and handshakes, with `tls` enabled, or else the port's default_tls_for()).
 void connect(asio::io_context& ioc, test_stream& stream, tcp::endpoint endpoint,
              clock_type::time_point deadline, const tls_options* tls = nullptr) {
-  if (!tls && default_client_tls().enabled) tls = &default_client_tls();
+  if (!tls) tls = default_tls_for(endpoint.port());
   if (tls && tls->enabled) stream.use_tls(*tls);
   run_or_throw(ioc, stream.socket, deadline, connect_stream(stream, endpoint),
                "connect to port " + std::to_string(endpoint.port()));
@@ -351,9 +353,25 @@ std::string request_head(std::string_view method, std::string_view target,
 
 }  // namespace
 
-tls_options& default_client_tls() {
-  static tls_options options;
-  return options;
+namespace {
+
+std::mutex default_tls_mutex;
+std::map<std::uint16_t, tls_options>& default_tls() {
+  static std::map<std::uint16_t, tls_options> by_port;
+  return by_port;
+}
+
+}  // namespace
+
+void use_tls_by_default(std::uint16_t port, tls_options options) {
+  std::lock_guard lock{default_tls_mutex};
+  default_tls()[port] = std::move(options);
+}
+
+const tls_options* default_tls_for(std::uint16_t port) {
+  std::lock_guard lock{default_tls_mutex};
+  const auto it = default_tls().find(port);
+  return it == default_tls().end() ? nullptr : &it->second;  // entries are never removed
 }
 
 struct client_connection::state {

@@ -48,10 +48,12 @@ struct tls_session {
   std::shared_ptr<ssl_session_st> session;  // to resume with
 };
 
-// The TLS every connection of this process uses when it is not given its own (off unless a
-// test turns it on): request(), upload_pattern(), download() and client_connection(port, ...)
-// then speak TLS, so a behaviour's test runs over TLS unchanged.
-tls_options& default_client_tls();
+// From now on, every connection of this process to `port` that is not given TLS options of its
+// own uses `options`: request(), upload_pattern(), download() and client_connection(port, ...)
+// then speak TLS to that port, so a behaviour's test runs over TLS unchanged.
+void use_tls_by_default(std::uint16_t port, tls_options options);
+// The options use_tls_by_default set for `port`, or null.
+const tls_options* default_tls_for(std::uint16_t port);
 
 // One connection; `timeout` bounds each call (connect, send, read) separately.
 class client_connection {
