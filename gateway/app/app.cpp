@@ -221,6 +221,10 @@ class application {
     if (!(old_server.listen == new_server.listen) || old_server.workers != new_server.workers ||
         !(config_->admin.listen == result.config->admin.listen))
       spdlog::warn("reload: listen addresses and worker count change only on restart");
+    if (old_server.tls.has_value() != new_server.tls.has_value())
+      spdlog::warn("reload: server.tls {}: new connections on {} now speak {}, open ones go on",
+                   new_server.tls ? "added" : "removed", new_server.listen.to_string(),
+                   new_server.tls ? "TLS" : "plain HTTP");
     if (store_changed)
       spdlog::warn("reload: the storage backend and its addresses change only on restart");
     else if (store_settings_changed)

@@ -363,6 +363,7 @@ class loader {
   void check_consumer_refs();
   void load_server_tls(const field& f);
   std::optional<tls_certificate> load_tls_certificate(const field& f);
+  void check_server_names(const field& certificates, const server_tls& t);
   void load_upstream_tls(const field& f, upstream& u);
   // A file path as written, relative ones from the gateway file's folder; nullopt if invalid.
   std::optional<std::string> read_path(const field& f);
@@ -793,6 +794,7 @@ void loader::load_server_tls(const field& f) {
          if (elements->empty()) error(v.mark(), v.path + ": needs at least one certificate");
          for (const field& element : *elements)
            if (auto c = load_tls_certificate(element)) t.certificates.push_back(std::move(*c));
+         check_server_names(v, t);
        },
        true},
       {"min_version",
@@ -862,6 +864,25 @@ std::optional<tls_certificate> loader::load_tls_certificate(const field& f) {
   return c;
 }
 
+void loader::check_server_names(const field& certificates, const server_tls& t) {
+  std::map<std::string, std::size_t, std::less<>> first_of;  // name -> certificate index
+  for (std::size_t i = 0; i < t.certificates.size(); ++i) {
+    const auto& names = t.certificates[i].server_names;
+    if (names.empty() && i > 0)
+      warning(certificates.mark(), certificates.path + "[" + std::to_string(i) +
+                                       "]: lists no server_names, so SNI never chooses it "
+                                       "(only the first certificate serves names none lists)");
+    for (const auto& name : names) {
+      auto [at, inserted] = first_of.emplace(name, i);
+      if (!inserted)
+        error(certificates.mark(), certificates.path + "[" + std::to_string(i) +
+                                       "]: server name " + quote(name) +
+                                       " is already served by certificates[" +
+                                       std::to_string(at->second) + "]");
+    }
+  }
+}
+
 void loader::load_upstream_tls(const field& f, upstream& u) {
   if (f.value.IsNull()) {  // "tls:" alone: TLS with the defaults
     u.tls = upstream_tls{};
@@ -873,9 +894,15 @@ void loader::load_upstream_tls(const field& f, upstream& u) {
     return;
   }
   upstream_tls t;
+  // "" means not set (SPEC 13 writes cert: "" for "no client certificate").
+  auto unset = [](const field& v) {
+    return v.value.IsNull() || (v.value.IsScalar() && v.value.Scalar().empty());
+  };
+  std::optional<field> cert_field, key_field;
   const key_reader readers[] = {
       {"ca",
        [&](const field& v) {
+         if (unset(v)) return;
          if (auto path = read_path(v)) {
            t.ca = *path;
            tls_files_.push_back({*path, {}, v, false});
@@ -883,6 +910,7 @@ void loader::load_upstream_tls(const field& f, upstream& u) {
        }},
       {"server_name",
        [&](const field& v) {
+         if (unset(v)) return;
          auto name = read_name(v);
          if (!name) return;
          if (!is_server_name(to_lower(*name)) || name->starts_with("*.")) {
@@ -892,14 +920,26 @@ void loader::load_upstream_tls(const field& f, upstream& u) {
          t.server_name = to_lower(*name);
        }},
       {"verify", [&](const field& v) { assign(t.verify, read_bool(v)); }},
-      {"cert", [&](const field& v) { assign(t.cert, read_path(v)); }},
-      {"key", [&](const field& v) { assign(t.key, read_path(v)); }},
+      {"cert",
+       [&](const field& v) {
+         if (unset(v)) return;
+         cert_field = v;
+         assign(t.cert, read_path(v));
+       }},
+      {"key",
+       [&](const field& v) {
+         if (unset(v)) return;
+         key_field = v;
+         assign(t.key, read_path(v));
+       }},
   };
   read_keys(f, readers);
-  if (t.cert.empty() != t.key.empty()) {
-    error(f.mark(), f.path + ": cert and key go together (a client certificate and its key)");
-  } else if (!t.cert.empty()) {
-    tls_files_.push_back({t.cert, t.key, f, false});
+  if (cert_field && !key_field) {
+    error(cert_field->mark(), cert_field->path + ": a client certificate needs its key (key)");
+  } else if (key_field && !cert_field) {
+    error(key_field->mark(), key_field->path + ": a key needs its client certificate (cert)");
+  } else if (!t.cert.empty() && !t.key.empty()) {
+    tls_files_.push_back({t.cert, t.key, *cert_field, false});
   }
   if (!t.verify)
     warning(f.mark(), f.path + ": verify: false accepts any certificate the upstream shows");
@@ -925,11 +965,18 @@ void loader::check_tls_files() {
     } else if (leaf.not_before > now) {
       error(ref.where.mark(), ref.where.path + ": the certificate in " + quote(ref.cert) +
                                   " (" + leaf.subject + ") is not valid yet");
-    } else if (ref.server && leaf.not_after - now < std::chrono::hours(24 * 30)) {
-      const auto days = std::chrono::duration_cast<std::chrono::hours>(leaf.not_after - now).count() / 24;
+    } else if (checked.chain_not_after <= now) {
+      error(ref.where.mark(), ref.where.path + ": a certificate of the chain in " +
+                                  quote(ref.cert) + " has expired");
+    } else if (ref.server && std::min(leaf.not_after, checked.chain_not_after) - now <
+                                 std::chrono::hours(24 * 30)) {
+      const auto hours = std::chrono::duration_cast<std::chrono::hours>(
+                             std::min(leaf.not_after, checked.chain_not_after) - now)
+                             .count();
+      const auto when = hours < 48 ? std::to_string(hours) + (hours == 1 ? " hour" : " hours")
+                                   : std::to_string(hours / 24) + " days";
       warning(ref.where.mark(), ref.where.path + ": the certificate in " + quote(ref.cert) +
-                                    " (" + leaf.subject + ") expires in " + std::to_string(days) +
-                                    (days == 1 ? " day" : " days"));
+                                    " (" + leaf.subject + ") expires in " + when);
     }
   }
 }

@@ -8,7 +8,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 
@@ -30,13 +32,6 @@ using x509_ptr = std::unique_ptr<X509, x509_free>;
 using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
 
 // OpenSSL's reason for the last failure, and the queue emptied.
-std::string openssl_reason() {
-  const unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code == 0) return "no PEM data";
-  const char* reason = ERR_reason_error_string(code);
-  return reason ? reason : "unknown error";
-}
 
 std::string quoted(const std::string& path) { return "\"" + path + "\""; }
 
@@ -47,6 +42,16 @@ std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
 }
 
 }  // namespace
+
+std::string openssl_reason() {
+  const unsigned long code = ERR_peek_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown error";
+  // A failed fopen is a system error: its reason is the errno.
+  if (ERR_SYSTEM_ERROR(code)) return std::strerror(static_cast<int>(ERR_GET_REASON(code)));
+  const char* reason = ERR_reason_error_string(code);
+  return reason ? reason : "unknown error";
+}
 
 certificate_facts facts_of(X509* cert) {
   certificate_facts f;
@@ -96,8 +101,8 @@ certificate_check check_certificate_and_key(const std::string& cert_path,
     return out;
   }
   // The chain after it must parse too: a broken intermediate would fail every handshake.
-  while (x509_ptr next{PEM_read_bio_X509(cert_file.get(), nullptr, nullptr, nullptr)}) {
-  }
+  while (x509_ptr next{PEM_read_bio_X509(cert_file.get(), nullptr, nullptr, nullptr)})
+    out.chain_not_after = std::min(out.chain_not_after, to_time_point(X509_get0_notAfter(next.get())));
   const unsigned long last = ERR_peek_last_error();
   if (last != 0 && !(ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)) {
     out.error = quoted(cert_path) + ": a certificate of its chain does not parse (" +

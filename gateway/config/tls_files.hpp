@@ -25,12 +25,19 @@ struct certificate_facts {
 struct certificate_check {
   std::optional<std::string> error;
   certificate_facts leaf;
+  // The earliest expiry among the chain after the leaf (max when there is none): an expired
+  // intermediate fails every client as surely as an expired leaf.
+  std::chrono::system_clock::time_point chain_not_after = std::chrono::system_clock::time_point::max();
 };
 certificate_check check_certificate_and_key(const std::string& cert_path,
                                             const std::string& key_path);
 
 // The facts of a parsed certificate (the leaf a client or a file showed).
 certificate_facts facts_of(x509_st* cert);
+
+// Why OpenSSL's last call failed, from the first error on this thread's queue (the cause; those
+// after it wrap it), as a phrase; the queue is emptied. "unknown error" when it is empty.
+std::string openssl_reason();
 
 // A PEM bundle of CA certificates: why it cannot be used, or nothing.
 std::optional<std::string> check_ca_bundle(const std::string& path);

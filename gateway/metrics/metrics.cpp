@@ -135,6 +135,8 @@ registry::registry(std::size_t slots) : slots_(std::max<std::size_t>(1, slots)) 
         "Units of leases: leased from the store, used by requests, returned unused", {"event"});
   setup(lease_admitted_, "gateway_lease_admitted_total",
         "Requests admitted from a lease, without a store call", {});
+  setup(tls_handshake_errors_, "gateway_tls_handshake_errors_total",
+        "Client TLS handshakes that failed, by reason", {"reason"});
 }
 
 counter* registry::counter_of(family& f, label_values values) {
@@ -184,6 +186,9 @@ counter* registry::upstream_errors(std::string_view upstream, std::string_view k
 }
 counter* registry::config_reloads(bool success) {
   return counter_of(config_reloads_, {success ? "success" : "failure"});
+}
+counter* registry::tls_handshake_errors(std::string_view reason) {
+  return counter_of(tls_handshake_errors_, {std::string{reason}});
 }
 counter* registry::rls_requests(std::string_view domain, std::string_view code) {
   return counter_of(rls_requests_, {std::string{domain}, std::string{code}});
@@ -276,7 +281,7 @@ std::string registry::render() const {
           &local_cache_hits_, &store_duration_, &store_errors_, &redis_batch_,
           &redis_batch_checks_, &upstream_requests_, &upstream_duration_, &upstream_errors_,
           &config_reloads_, &rls_requests_, &rls_duration_, &leases_taken_, &lease_units_,
-          &lease_admitted_}) {
+          &lease_admitted_, &tls_handshake_errors_}) {
       MetricFamily out{f->name, f->help, f->is_histogram ? MetricType::Histogram : MetricType::Counter, {}};
       auto labels_of = [&](const label_values& values) {
         std::vector<ClientMetric::Label> labels;

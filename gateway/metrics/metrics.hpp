@@ -111,6 +111,9 @@ class registry {
   counter* lease_units(std::string_view event);  // leased, used, returned
   counter* lease_admitted();
   histogram* rls_duration(std::string_view domain);
+  // reason: timeout, closed (the client went away), certificate (missing or not verified),
+  // protocol (anything else: a version, no shared cipher, not TLS at all).
+  counter* tls_handshake_errors(std::string_view reason);
 
   // Values read at scrape time from their owners.
   void set_connections_active(std::function<double()> read);
@@ -139,7 +142,7 @@ class registry {
   family requests_, request_duration_, ratelimit_checks_, ratelimit_failures_, local_cache_hits_,
       store_duration_, store_errors_, redis_batch_, redis_batch_checks_, upstream_requests_, upstream_duration_,
       upstream_errors_, config_reloads_, rls_requests_, rls_duration_, leases_taken_,
-      lease_units_, lease_admitted_;
+      lease_units_, lease_admitted_, tls_handshake_errors_;
   std::function<double()> connections_active_, memory_store_evictions_;
   std::vector<std::pair<std::string, double>> tls_expiry_;
 };

@@ -6,6 +6,7 @@
 #include <boost/beast/http/rfc7230.hpp>
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 
@@ -69,6 +70,18 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
+// Case-insensitive, with "_" and "-" the same (how CGI-style upstreams see header names).
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x == '_') x = '-';
+    if (y == '_') y = '-';
+    if (std::tolower(x) != std::tolower(y)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void append_decimal(std::string& out, std::uint64_t v) {
@@ -94,8 +107,10 @@ void write_upstream_head(const request_head& head, const forward_context& ctx, s
         continue;
       case http::field::unknown:
         // Set by the gateway below, whatever the client sent.
-        if (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto") ||
-            iequals(name, "X-Consumer") || iequals(name, "X-Forwarded-Client-Cert"))
+        // Also their spellings with "_" for "-": CGI, PHP and WSGI upstreams read both as one
+        // variable, so X_Consumer would pass for the gateway's X-Consumer.
+        if (same_name(name, "X-Forwarded-For") || same_name(name, "X-Forwarded-Proto") ||
+            same_name(name, "X-Consumer") || same_name(name, "X-Forwarded-Client-Cert"))
           continue;
         if (iequals(name, "X-Forwarded-Host") && has_host) continue;
         if (iequals(name, "X-Request-Id")) has_request_id = true;

@@ -13,6 +13,7 @@
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -167,17 +168,42 @@ void session::close_if_idle() {
   }
 }
 
+namespace {
+
+// Why a client's handshake failed, for gateway_tls_handshake_errors_total.
+snapshot::handshake_error handshake_error_of(const beast::error_code& ec) {
+  using reason = snapshot::handshake_error;
+  if (ec == beast::error::timeout) return reason::timeout;
+  if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::ssl::error::stream_truncated)
+    return reason::closed;
+  if (ec.category() == asio::error::get_ssl_category()) {
+    switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+      case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      case SSL_R_NO_CERTIFICATES_RETURNED:
+        return reason::certificate;
+      default:
+        break;
+    }
+  }
+  return reason::protocol;
+}
+
+}  // namespace
+
 asio::awaitable<void> session::run() {
   if (auto tls = worker_.current()->tls()) {
-    // The handshake counts against header_timeout, as the head that follows it does: a client
-    // that stalls it holds the connection no longer than one that stalls its head.
-    const auto header_timeout = worker_.current()->config().server.header_timeout;
+    // The handshake and the first head share header_timeout from the accept: a client that
+    // stalls either holds the connection no longer than one that stalls a plain head.
     stream_.use_server_tls(std::move(tls));
-    stream_.expires_after(header_timeout);
+    stream_.expires_at(accepted_at_ + worker_.current()->config().server.header_timeout);
     if (auto ec = co_await stream_.handshake()) {
       // Plain HTTP on the TLS port, an old protocol version, no shared cipher, a required
       // client certificate missing or not verified: the handshake ends with an alert.
       spdlog::debug("TLS handshake from {} failed: {}", peer_ip_, ec.message());
+      if (worker_.metrics_on())
+        worker_.current()->tls_handshake_errors(handshake_error_of(ec)).inc(worker_.slot());
       beast::error_code ignored;
       stream_.socket().close(ignored);
       co_return;
@@ -236,10 +262,11 @@ asio::awaitable<session::head_status> session::read_head(bool first) {
   } server{current.header_timeout, current.idle_timeout, current.max_header_bytes};
   scanner_.reset();
   idle_ = true;
-  // The first request's head must arrive within header_timeout of the accept; later ones get
-  // idle_timeout to start and header_timeout from their first byte.
-  auto deadline =
-      timed_socket::coarse_now() + (first ? server.header_timeout : server.idle_timeout);
+  // The first request's head must arrive within header_timeout of the accept (the TLS
+  // handshake, if any, included); later ones get idle_timeout to start and header_timeout from
+  // their first byte.
+  auto deadline = first ? accepted_at_ + server.header_timeout
+                        : timed_socket::coarse_now() + server.idle_timeout;
   for (;;) {
     // Stray CRLFs between pipelined requests are allowed before a request line (RFC 9112 2.2).
     auto data = std::string_view{static_cast<const char*>(buffer_.data().data()), buffer_.size()};

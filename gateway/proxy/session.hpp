@@ -78,6 +78,7 @@ class session {
 
   worker& worker_;
   tls_socket stream_;  // the client: plain or TLS
+  timed_socket::clock::time_point accepted_at_ = timed_socket::coarse_now();
   boost::beast::flat_buffer buffer_;
   head_scanner scanner_;
   boost::asio::ip::address peer_address_;

@@ -27,7 +27,14 @@ snapshot::snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::r
 std::shared_ptr<const snapshot> snapshot::build(std::shared_ptr<const config::gateway_config> cfg,
                                                 metrics::registry& registry) {
   auto snap = std::shared_ptr<snapshot>(new snapshot(std::move(cfg), registry));
-  if (const auto& tls = snap->config_->server.tls) snap->tls_ = tls::server_contexts::build(*tls);
+  if (const auto& tls = snap->config_->server.tls) {
+    snap->tls_ = tls::server_contexts::build(*tls);
+    // At 0 from the start (SPEC 8): the configuration fixes that these exist.
+    snap->tls_handshake_errors_ = {registry.tls_handshake_errors("timeout"),
+                                   registry.tls_handshake_errors("closed"),
+                                   registry.tls_handshake_errors("certificate"),
+                                   registry.tls_handshake_errors("protocol")};
+  }
   asio::io_context io;
   tcp::resolver resolver{io};
   for (const auto& up : snap->config_->upstreams) {

@@ -14,6 +14,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -54,6 +55,10 @@ class snapshot {
   const identity::consumer_directory& consumers() const { return consumers_; }
   // The downstream TLS contexts when server.tls is set; null for plain HTTP.
   const std::shared_ptr<const tls::server_contexts>& tls() const { return tls_; }
+  enum class handshake_error { timeout, closed, certificate, protocol };
+  metrics::counter& tls_handshake_errors(handshake_error reason) const {
+    return *tls_handshake_errors_[static_cast<std::size_t>(reason)];
+  }
 
  private:
   snapshot(std::shared_ptr<const config::gateway_config> cfg, metrics::registry& registry);
@@ -70,6 +75,7 @@ class snapshot {
   mutable std::deque<upstream_series> upstream_series_;
   std::unique_ptr<route_series> unrouted_;
   std::shared_ptr<const tls::server_contexts> tls_;
+  std::array<metrics::counter*, 4> tls_handshake_errors_{};  // by handshake_error, with tls_
 };
 
 }  // namespace gw::proxy

@@ -11,6 +11,14 @@ namespace gw::proxy {
 
 namespace asio = boost::asio;
 
+tls_socket::~tls_socket() {
+  // Freed without a close_notify both ways, OpenSSL would drop the session from the server's
+  // cache (and mark it not resumable): every keep-alive connection a client or an idle timeout
+  // ends is such a close. A session whose handshake completed stays resumable, as with nginx.
+  if (tls_ && handshake_done_)
+    SSL_set_shutdown(tls_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
+
 void tls_socket::use_server_tls(std::shared_ptr<const tls::server_contexts> contexts) {
   SSL* ssl = SSL_new(contexts->default_context());
   if (!ssl) throw std::runtime_error("cannot make a TLS session");
@@ -30,6 +38,7 @@ asio::awaitable<boost::system::error_code> tls_socket::handshake() {
   if (!tls_) co_return boost::system::error_code{};
   const auto side = server_ ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
   auto [ec] = co_await tls_->async_handshake(side, asio::as_tuple(asio::use_awaitable));
+  handshake_done_ = !ec;
   if (!ec && server_ && server_->asks_client_certificates())
     client_certificate_ = tls::verified_client_certificate(tls_->native_handle());
   co_return ec;

@@ -23,6 +23,9 @@ class tls_socket {
 
   explicit tls_socket(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
   explicit tls_socket(boost::asio::io_context& io) : socket_(io) {}
+  ~tls_socket();
+  tls_socket(const tls_socket&) = delete;
+  tls_socket& operator=(const tls_socket&) = delete;
 
   // The server's side, from the first byte on, with `contexts` (the snapshot's when the
   // connection came).
@@ -57,10 +60,17 @@ class tls_socket {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (tls_)
-            tls_->async_read_some(b, std::move(handler));
-          else
+          if (tls_) {
+            // A peer that closes TCP without close_notify (a browser tab, curl ^C) has ended
+            // the connection as surely as a plain one that closes: the same eof for the session.
+            tls_->async_read_some(
+                b, [h = std::move(handler)](boost::system::error_code ec, std::size_t n) mutable {
+                  if (ec == boost::asio::ssl::error::stream_truncated) ec = boost::asio::error::eof;
+                  std::move(h)(ec, n);
+                });
+          } else {
             socket_.async_read_some(b, std::move(handler));
+          }
         },
         token, buffers);
   }
@@ -82,6 +92,7 @@ class tls_socket {
   std::shared_ptr<const void> identity_;  // the contexts: outlive the SSL that uses them
   const tls::server_contexts* server_ = nullptr;  // set for the server's side
   std::optional<boost::asio::ssl::stream<timed_socket&>> tls_;
+  bool handshake_done_ = false;
   tls::client_certificate client_certificate_;
 };
 

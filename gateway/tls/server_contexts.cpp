@@ -27,13 +27,8 @@ constexpr const char* intermediate_groups = "X25519:prime256v1:secp384r1";
 constexpr unsigned char session_id_context[] = "gateway";
 
 std::string openssl_error(std::string what) {
-  const unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code != 0) {
-    what += ": ";
-    const char* reason = ERR_reason_error_string(code);
-    what += reason ? reason : "unknown error";
-  }
+  // Only when OpenSSL said why (the queue may be empty after a plain failure).
+  if (ERR_peek_error() != 0) what += ": " + config::openssl_reason();
   return what;
 }
 
@@ -62,10 +57,13 @@ SSL_CTX* make_context(const config::server_tls& settings, const config::tls_cert
       ctx, settings.min_version == config::tls_version::v1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   if (SSL_CTX_set_cipher_list(ctx, intermediate_ciphers) != 1) fail("cannot set the ciphers");
+  SSL_CTX_set_dh_auto(ctx, 1);  // the DHE-RSA suites need parameters: OpenSSL's ffdhe groups
   if (SSL_CTX_set1_groups_list(ctx, intermediate_groups) != 1) fail("cannot set the groups");
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
   SSL_CTX_set_session_id_context(ctx, session_id_context, sizeof session_id_context - 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  // A key file that turned encrypted since the loader read it must fail, not prompt a tty.
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str()) != 1)
     fail("cannot use the certificate in \"" + cert.cert + "\"");
   if (SSL_CTX_use_PrivateKey_file(ctx, cert.key.c_str(), SSL_FILETYPE_PEM) != 1)
@@ -97,18 +95,17 @@ std::shared_ptr<const server_contexts> server_contexts::build(const config::serv
     out->contexts_.push_back({make_context(settings, cert)});
     const auto facts = config::check_certificate_and_key(cert.cert, cert.key);
     if (facts.error) throw std::runtime_error(*facts.error);
-    if (facts.leaf.not_after <= std::chrono::system_clock::now())
-      throw std::runtime_error("the certificate in \"" + cert.cert + "\" has expired");
+    const auto not_after = std::min(facts.leaf.not_after, facts.chain_not_after);
+    if (not_after <= std::chrono::system_clock::now())
+      throw std::runtime_error("the certificate in \"" + cert.cert + "\" (or its chain) has expired");
     for (const auto& name : cert.server_names) {
-      // The first certificate to list a name serves it.
-      if (name.starts_with("*."))
-        out->wildcard_.emplace(name.substr(2), i);
-      else
-        out->exact_.emplace(name, i);
-      out->served_.push_back({name, facts.leaf.not_after});
+      // The first certificate to list a name serves it (the loader refuses a name listed twice).
+      const bool inserted = name.starts_with("*.") ? out->wildcard_.emplace(name.substr(2), i).second
+                                                   : out->exact_.emplace(name, i).second;
+      if (inserted) out->served_.push_back({name, not_after});
     }
-    if (cert.server_names.empty())
-      out->served_.push_back({facts.leaf.subject, facts.leaf.not_after});
+    // The default serves every name no certificate lists; a later one without names serves none.
+    if (i == 0 && cert.server_names.empty()) out->served_.push_back({facts.leaf.subject, not_after});
   }
   SSL_CTX_set_tlsext_servername_callback(out->default_context(), on_server_name);
   SSL_CTX_set_tlsext_servername_arg(out->default_context(), out.get());
@@ -136,6 +133,9 @@ int server_contexts::on_server_name(SSL* ssl, int*, void* self) {
   std::string lower{name};
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   SSL_CTX* chosen = static_cast<const server_contexts*>(self)->choose(lower);
+  // SSL_set_SSL_CTX takes the certificate, key and verify store of `chosen`, not its verify
+  // mode or client CA names: those stay the default context's. Every context is made from the
+  // same settings, so they agree; per-certificate client settings would have to be set here.
   if (chosen != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, chosen);
   return SSL_TLSEXT_ERR_OK;
 }

@@ -32,8 +32,8 @@ class server_contexts {
   ssl_ctx_st* default_context() const { return contexts_.front().ctx; }
   bool asks_client_certificates() const { return asks_client_certificates_; }
 
-  // For the expiry gauge: each server name served (the default certificate's first name, or
-  // its subject when it lists none) and when its certificate expires.
+  // For the expiry gauge: each server name served and when its certificate (or the first of
+  // its chain to) expires; a default certificate that lists no names appears by its subject.
   struct served_name {
     std::string server_name;
     std::chrono::system_clock::time_point not_after;

@@ -1,6 +1,8 @@
 // TLS to upstreams (see upstream_context.hpp).
 #include "tls/upstream_context.hpp"
 
+#include "config/tls_files.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -13,13 +15,8 @@ namespace gw::tls {
 namespace {
 
 std::string openssl_error(std::string what) {
-  const unsigned long code = ERR_peek_last_error();
-  ERR_clear_error();
-  if (code != 0) {
-    what += ": ";
-    const char* reason = ERR_reason_error_string(code);
-    what += reason ? reason : "unknown error";
-  }
+  // Only when OpenSSL said why (the queue may be empty after a plain failure).
+  if (ERR_peek_error() != 0) what += ": " + config::openssl_reason();
   return what;
 }
 

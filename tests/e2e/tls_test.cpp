@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <csignal>
+#include <filesystem>
 #include <optional>
 #include <ctime>
 #include <stdexcept>
@@ -36,7 +37,7 @@ class tls_test : public ::testing::Test {
   // server.tls with the two certificates, client certificates `client_auth`.
   std::string tls_block(const std::string& client_auth, const std::string& default_cert = {},
                         const std::string& default_key = {}) const {
-    std::string yaml = "  tls:\n    certificates:\n";
+    std::string yaml = server_extra_ + "  tls:\n" + tls_extra_ + "    certificates:\n";
     yaml += "      - cert: " + (default_cert.empty() ? api_.cert_file : default_cert) + "\n";
     yaml += "        key: " + (default_key.empty() ? api_.key_file : default_key) + "\n";
     yaml += "        server_names: [api.example.com]\n";
@@ -52,11 +53,11 @@ class tls_test : public ::testing::Test {
         "routes:\n"
         "  - name: per_cert\n    match: { path_prefix: /per-cert }\n    upstream: backend\n"
         "    limits:\n      - name: by_cert\n        key: [client_cert]\n"
-        "        algorithm: fixed_window\n        requests: 2\n        window: 1h\n"
+        "        algorithm: gcra\n        requests: 2\n        window: 1h\n"
         "  - name: tiered\n    match: { path_prefix: /tiered }\n    upstream: backend\n"
         "    auth: required\n"
         "    limits:\n      - name: by_consumer\n        key: [consumer]\n"
-        "        algorithm: fixed_window\n        requests: 1\n        window: 1h\n"
+        "        algorithm: gcra\n        requests: 1\n        window: 1h\n"
         "        overrides:\n          - when: { tier: gold }\n            requests: 3\n"
         "  - name: all\n    match: { path_prefix: / }\n    upstream: backend\n";
     std::string yaml = e2e_config(ports_, {upstream_.port()}, tls_block(client_auth, default_cert,
@@ -80,12 +81,16 @@ class tls_test : public ::testing::Test {
     return o;
   }
 
-  http_reply get(const tls_options& tls, const std::string& target) {
+  http_reply get(const tls_options& tls, const std::string& target,
+                 const std::string& extra_lines = {}) {
     client_connection c{ports_.listen, tls};
-    c.send("GET " + target + " HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n");
+    c.send("GET " + target + " HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n" +
+           extra_lines + "\r\n");
     return c.read_reply();
   }
 
+  std::string server_extra_;  // more server lines
+  std::string tls_extra_;     // more server.tls lines
   test_pki pki_;
   issued_certificate api_, wildcard_, alice_, bob_;
   test_upstream upstream_;
@@ -136,8 +141,12 @@ TEST_F(tls_test, the_upstream_hears_https_and_the_verified_client_certificate) {
   c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n"
          "X-Forwarded-Client-Cert: Hash=forged\r\n\r\n");
   EXPECT_EQ(c.read_reply().status, 200);
-  // Without a client certificate (optional): no such header, the forged one dropped.
-  EXPECT_EQ(get(client("api.example.com"), "/plain").status, 200);
+  // Without a client certificate (optional): no such header, forged ones dropped (with "_"
+  // too, which CGI-style upstreams read as the same header).
+  EXPECT_EQ(get(client("api.example.com"), "/plain",
+                "X-Forwarded-Client-Cert: Hash=forged\r\nX_Forwarded_Client_Cert: Hash=forged\r\n")
+                .status,
+            200);
 
   const auto seen = upstream_.requests();
   ASSERT_EQ(seen.size(), 2u);
@@ -146,6 +155,7 @@ TEST_F(tls_test, the_upstream_hears_https_and_the_verified_client_certificate) {
             "Hash=" + bob_.sha256 + ";Subject=\"CN=bob,O=gateway tests\"");
   EXPECT_EQ(seen[1].header("X-Forwarded-Proto"), "https");
   EXPECT_FALSE(seen[1].has_header("X-Forwarded-Client-Cert"));
+  EXPECT_FALSE(seen[1].has_header("X_Forwarded_Client_Cert"));
 }
 
 TEST_F(tls_test, old_protocols_plain_http_and_untrusted_certificates_are_refused) {
@@ -153,7 +163,13 @@ TEST_F(tls_test, old_protocols_plain_http_and_untrusted_certificates_are_refused
   gateway.wait_ready(ports_.admin);
   auto old = client("api.example.com");
   old.max_version = TLS1_1_VERSION;
-  EXPECT_THROW(client_connection(ports_.listen, old), std::runtime_error);
+  // The server's refusal (its protocol_version alert), not the client refusing to offer 1.1.
+  try {
+    client_connection refused{ports_.listen, old};
+    ADD_FAILURE() << "a TLS 1.1 handshake succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string{e.what()}.find("protocol version"), std::string::npos) << e.what();
+  }
 
   // Plain HTTP on the TLS port: no HTTP answer, the connection closed at once.
   client_connection plain{ports_.listen};
@@ -167,6 +183,41 @@ TEST_F(tls_test, old_protocols_plain_http_and_untrusted_certificates_are_refused
   EXPECT_THROW(get(client("api.example.com", &stranger), "/hello"), std::runtime_error);
   EXPECT_EQ(get(client("api.example.com"), "/hello").status, 200);
   EXPECT_TRUE(gateway.running());
+  // Each refusal counted by why: TLS 1.1 and plain HTTP are protocol, the stranger certificate.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_tls_handshake_errors_total",
+                      {R"(reason="protocol")"}) == 2 &&
+               metric(ports_.admin, "gateway_tls_handshake_errors_total",
+                      {R"(reason="certificate")"}) == 1;
+      },
+      5s));
+  EXPECT_EQ(metric(ports_.admin, "gateway_tls_handshake_errors_total", {R"(reason="timeout")"}), 0);
+}
+
+TEST_F(tls_test, min_version_13_refuses_tls_12) {
+  tls_extra_ = "    min_version: \"1.3\"\n";
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  auto tls12 = client("api.example.com");
+  tls12.max_version = TLS1_2_VERSION;
+  EXPECT_THROW(client_connection(ports_.listen, tls12), std::runtime_error);
+  EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().version, "TLSv1.3");
+}
+
+TEST_F(tls_test, a_stalled_handshake_is_closed_at_header_timeout) {
+  server_extra_ = "  header_timeout: 300ms\n";
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  // TCP only: no ClientHello ever comes.
+  client_connection stalled{ports_.listen};
+  EXPECT_TRUE(stalled.wait_closed(5s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_tls_handshake_errors_total",
+                      {R"(reason="timeout")"}) == 1;
+      },
+      5s));
 }
 
 TEST_F(tls_test, required_client_certificates_are_enforced) {
@@ -244,7 +295,22 @@ TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections)
   open.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
   EXPECT_EQ(open.read_reply().status, 200);
 
-  // A key that does not match its certificate: the reload fails, the renewed one stays.
+  // Renewal in place: the same paths, new contents (what certbot and cert-manager do).
+  const auto third = pki_.issue({"api.example.com third", {"api.example.com"}});
+  std::filesystem::copy_file(third.cert_file, renewed.cert_file,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(third.key_file, renewed.key_file,
+                             std::filesystem::copy_options::overwrite_existing);
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 2;
+      },
+      10s));
+  EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
+            "api.example.com third");
+
+  // A key that does not match its certificate: the reload fails, the served one stays.
   gateway.write_config(config("optional", renewed.cert_file, api_.key_file));
   gateway.send_signal(SIGHUP);
   ASSERT_TRUE(eventually(
@@ -253,7 +319,7 @@ TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections)
       },
       10s));
   EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
-            "api.example.com renewed");
+            "api.example.com third");
 }
 
 TEST_F(tls_test, check_config_reports_broken_and_expiring_certificates) {

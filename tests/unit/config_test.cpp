@@ -763,5 +763,120 @@ TEST(config_loader, load_file_reads_a_file) {
             path + ":3:3: unknown key \"listn\" in server");
 }
 
+// --- tls -----------------------------------------------------------------------------------------
+
+TEST(config_loader, server_tls_structure_and_names) {
+  const load_result result = load_string(R"yaml(
+server:
+  tls:
+    certificates:
+      - cert: /nonexistent/a.pem
+        key: /nonexistent/a.key
+        server_names: [API.example.com, "*.example.org", "bad name", "*.", "a..b"]
+      - cert: /nonexistent/b.pem
+        key: /nonexistent/b.key
+        server_names: [api.example.com]
+      - cert: /nonexistent/c.pem
+        key: /nonexistent/c.key
+      - key: /nonexistent/d.key
+    min_version: "1.1"
+    client_auth: required
+upstreams:
+  u:
+    servers: [127.0.0.1:1]
+routes:
+  - name: r
+    match: { path_prefix: / }
+    upstream: u
+    limits:
+      - name: l
+        key: [client_cert]
+        requests: 1
+        window: 1s
+)yaml");
+  EXPECT_FALSE(result.ok());
+  const auto all = list_problems(result);
+  EXPECT_TRUE(has_problem(result, 7, 58, "\"bad name\" is not a server name")) << all;
+  EXPECT_TRUE(has_problem(result, 7, 70, "\"*.\" is not a server name")) << all;
+  EXPECT_TRUE(has_problem(result, 7, 76, "\"a..b\" is not a server name")) << all;
+  EXPECT_TRUE(has_problem(result, 5, 7,
+                          "server.tls.certificates[1]: server name \"api.example.com\" is "
+                          "already served by certificates[0]"))
+      << all;
+  EXPECT_TRUE(has_problem(result, 5, 7, "certificates[2]: lists no server_names")) << all;
+  EXPECT_TRUE(has_problem(result, 13, 9, "missing required key \"cert\"")) << all;
+  EXPECT_TRUE(has_problem(result, 14, 18, "server.tls.min_version")) << all;
+  EXPECT_TRUE(has_problem(result, 15, 18, "client_auth required needs client_ca")) << all;
+  EXPECT_TRUE(has_problem(result, 25, 15, "client_cert needs server.tls with client_ca")) << all;
+  EXPECT_TRUE(has_problem(result, 5, 9, "cannot read \"/nonexistent/a.pem\": No such file or directory")) << all;
+}
+
+TEST(config_loader, upstream_tls_as_spec_13_writes_it) {
+  // SPEC 13's own example: empty cert and key mean no client certificate.
+  load_result result = load_string(R"yaml(
+upstreams:
+  users:
+    servers: [127.0.0.1:8443]
+    tls:
+      ca: ""
+      server_name: users.internal
+      verify: true
+      cert: ""
+      key: ""
+routes:
+  - name: r
+    match: { path_prefix: / }
+    upstream: users
+)yaml");
+  EXPECT_TRUE(result.ok()) << list_problems(result);
+  ASSERT_TRUE(result.config->upstreams.at(0).tls);
+  const auto& tls = *result.config->upstreams.at(0).tls;
+  EXPECT_EQ(tls.ca, "");
+  EXPECT_EQ(tls.server_name, "users.internal");
+  EXPECT_TRUE(tls.verify);
+  EXPECT_EQ(tls.cert, "");
+
+  result = load_string(R"yaml(
+upstreams:
+  users:
+    servers: [127.0.0.1:8443]
+    tls:
+      server_name: "*.internal"
+      verify: false
+      cert: /nonexistent/client.pem
+routes:
+  - name: r
+    match: { path_prefix: / }
+    upstream: users
+)yaml");
+  const auto all = list_problems(result);
+  EXPECT_TRUE(has_problem(result, 6, 20, "\"*.internal\" is not a DNS name")) << all;
+  EXPECT_TRUE(has_problem(result, 8, 13, "a client certificate needs its key")) << all;
+  EXPECT_TRUE(has_problem(result, 6, 7, "verify: false accepts any certificate")) << all;
+}
+
+TEST(config_loader, consumers_by_certificate_fingerprint) {
+  const std::string fingerprint(64, 'a');
+  std::string colons;
+  for (std::size_t i = 0; i < 64; i += 2) colons += (i ? ":" : "") + std::string{"AA"};
+  const load_result result = load_string(R"yaml(
+consumers:
+  - name: one
+    cert_sha256: )yaml" + colons + R"yaml(
+  - name: two
+    cert_sha256: )yaml" + fingerprint + R"yaml(
+  - name: three
+    cert_sha256: 3f1c
+  - name: four
+)yaml");
+  const auto all = list_problems(result);
+  EXPECT_TRUE(has_problem(result, 6, 18, "the same certificate as consumers[0]")) << all;
+  EXPECT_TRUE(has_problem(result, 8, 18, "expected a SHA-256 fingerprint (64 hexadecimal")) << all;
+  EXPECT_TRUE(has_problem(result, 9, 5, "missing required key \"key_sha256\" (or \"key\", or "
+                                        "\"cert_sha256\") in consumers[3]"))
+      << all;
+  EXPECT_TRUE(has_problem(result, 4, 18, "no client certificate is asked for")) << all;
+}
+
 }  // namespace
 }  // namespace gw::config

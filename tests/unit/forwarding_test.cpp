@@ -172,6 +172,31 @@ TEST(write_upstream_head, replaces_what_only_the_gateway_may_say) {
   EXPECT_EQ(up2[http::field::transfer_encoding], "chunked");
 }
 
+TEST(write_upstream_head, says_https_and_who_the_client_certificate_is) {
+  request_head h;
+  h.method(http::verb::get);
+  h.set(http::field::host, "api.example.com");
+  h.set("X-Forwarded-Client-Cert", "Hash=forged");
+  h.set("X_Forwarded_Client_Cert", "Hash=forged");  // the same header to a CGI-style upstream
+  h.set("X_Consumer", "admin");
+  auto ctx = context("10.0.0.1", "rid", "/");
+  ctx.https = true;
+  ctx.client_cert_sha256 = "ab01";
+  // OpenSSL's RFC 2253 text escapes what needs it; quotes and backslashes are escaped again for
+  // the quoted value, and a stray control byte is dropped.
+  ctx.client_cert_subject = "CN=a \"b\" \\c\r\n,O=x";
+  const auto text = upstream_text(h, ctx);
+  const auto up = parse_back<true>(text);
+  EXPECT_EQ(up["X-Forwarded-Proto"], "https");
+  EXPECT_EQ(up.count("X-Forwarded-Client-Cert"), 1u);
+  EXPECT_EQ(up["X-Forwarded-Client-Cert"], "Hash=ab01;Subject=\"CN=a \\\"b\\\" \\\\c,O=x\"");
+  EXPECT_EQ(up.count("X_Forwarded_Client_Cert"), 0u);
+  EXPECT_EQ(up.count("X_Consumer"), 0u);
+  // Without a verified certificate: no such header at all.
+  ctx.client_cert_sha256 = {};
+  EXPECT_EQ(parse_back<true>(upstream_text(h, ctx)).count("X-Forwarded-Client-Cert"), 0u);
+}
+
 TEST(write_downstream_head, strips_hop_by_hop_and_sets_the_gateways_fields) {
   response_head h;
   h.version(10);
