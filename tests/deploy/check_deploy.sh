@@ -58,14 +58,16 @@ print(f"  SUCCESS: {path}: {len(panels)} panels, {len(exprs)} queries")
 PY
 promtool check rules "$tmp/dashboard_rules.yml"
 
-# Only the metric names of SPEC section 8 (histograms with their _bucket/_sum/_count series), and
-# gateway_redis_batch_checks, which the gateway adds (one EVALSHA carries many limit checks).
+# Only the metric names of SPEC section 8 (histograms with their _bucket/_sum/_count series),
+# gateway_redis_batch_checks, which the gateway adds (one EVALSHA carries many limit checks), and
+# the TLS ones (SPEC 13 and its issue: certificate expiry, handshake errors).
 known=" gateway_requests_total gateway_request_duration_seconds gateway_ratelimit_checks_total
  gateway_ratelimit_failures_total gateway_local_cache_hits_total gateway_memory_store_evictions_total
  gateway_store_duration_seconds gateway_store_errors_total gateway_redis_batch_commands
  gateway_redis_batch_checks gateway_upstream_requests_total gateway_upstream_duration_seconds gateway_upstream_errors_total
  gateway_connections_active gateway_config_reloads_total gateway_build_info process_cpu_seconds_total
- process_resident_memory_bytes process_open_fds process_start_time_seconds"
+ process_resident_memory_bytes process_open_fds process_start_time_seconds
+ gateway_tls_certificate_expiry_seconds gateway_tls_handshake_errors_total"
 known=" $(tr -s '\n' ' ' <<<"$known") "
 unknown=0
 for name in $(grep -ohE '\b(gateway|process)_[a-z_]+' "$alerts_yml" "$dashboard" | sort -u); do
