@@ -31,8 +31,6 @@ using bio_ptr = std::unique_ptr<BIO, bio_free>;
 using x509_ptr = std::unique_ptr<X509, x509_free>;
 using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
 
-// OpenSSL's reason for the last failure, and the queue emptied.
-
 std::string quoted(const std::string& path) { return "\"" + path + "\""; }
 
 std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
@@ -51,6 +49,11 @@ std::string openssl_reason() {
   if (ERR_SYSTEM_ERROR(code)) return std::strerror(static_cast<int>(ERR_GET_REASON(code)));
   const char* reason = ERR_reason_error_string(code);
   return reason ? reason : "unknown error";
+}
+
+std::string openssl_error(std::string what) {
+  if (ERR_peek_error() != 0) what += ": " + openssl_reason();
+  return what;
 }
 
 certificate_facts facts_of(X509* cert) {

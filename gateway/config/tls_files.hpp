@@ -38,6 +38,8 @@ certificate_facts facts_of(x509_st* cert);
 // Why OpenSSL's last call failed, from the first error on this thread's queue (the cause; those
 // after it wrap it), as a phrase; the queue is emptied. "unknown error" when it is empty.
 std::string openssl_reason();
+// `what`, and ": " and openssl_reason() when OpenSSL said why (its queue may be empty).
+std::string openssl_error(std::string what);
 
 // A PEM bundle of CA certificates: why it cannot be used, or nothing.
 std::optional<std::string> check_ca_bundle(const std::string& path);

@@ -170,6 +170,12 @@ void session::close_if_idle() {
 
 namespace {
 
+// An error the TLS layer raised itself (an alert, a certificate that does not verify), as opposed
+// to the connection ending under it.
+bool is_tls_refusal(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category();
+}
+
 // Why a client's handshake failed, for gateway_tls_handshake_errors_total.
 snapshot::handshake_error handshake_error_of(const beast::error_code& ec) {
   using reason = snapshot::handshake_error;
@@ -588,55 +594,67 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     co_await fail(503, "unavailable", "No healthy upstream server");
     co_return;
   }
-  // With upstream TLS, the handshake follows the connect within the same connect_timeout: SNI
-  // and the certificate check name the server's host as written (or tls.server_name).
-  const void* tls_identity = upstream.tls.get();
+  // A connection to `server`: TCP within connect_timeout, then, with upstream TLS, the handshake
+  // within what is left of it (SNI and the certificate check name tls.server_name or the
+  // server's host as written). A server that cannot be reached, or that drops or stalls the
+  // handshake, is a connect failure: the next server is tried, and repeated ones eject it. One
+  // whose certificate does not verify, or that refuses the gateway's, is the upstream's TLS
+  // setup: kind tls, and the client hears 502 at once.
+  enum class opened { ok, unreachable, tls_refused };
   auto host_of = [&](const tcp::endpoint& server) -> const std::string& {
     std::size_t i = 0;
     while (i + 1 < upstream.servers.size() && upstream.servers[i] != server) ++i;
     return upstream.hosts[i];
   };
-  bool tls_failed = false;
-  auto open_tls = [&](upstream_connection& c) -> asio::awaitable<bool> {
-    if (!upstream.tls) co_return true;
-    c.stream.use_client_tls(upstream.tls, host_of(c.server));
-    if (auto ec = co_await c.stream.handshake()) {
-      spdlog::debug("TLS to upstream {} ({}) failed: {}", settings.name, c.label(), ec.message());
-      count_upstream_error(is_timeout(ec) ? upstream_error::timeout : upstream_error::tls);
-      tls_failed = true;
-      co_return false;
+  auto open_connection = [&](const tcp::endpoint& server,
+                             std::unique_ptr<upstream_connection>& c) -> asio::awaitable<opened> {
+    c = std::make_unique<upstream_connection>(worker_.io());
+    c->server = server;
+    c->stream.expires_after(settings.connect_timeout);
+    auto [ec] = co_await c->stream.async_connect(server, use_tuple);
+    if (!ec) {
+      beast::error_code ignored;
+      c->stream.socket().set_option(tcp::no_delay(true), ignored);
+      if (upstream.tls) {
+        c->stream.use_client_tls(upstream.tls, host_of(server));
+        ec = co_await c->stream.handshake();
+        if (ec && is_tls_refusal(ec)) {
+          spdlog::debug("TLS to upstream {} ({}) refused: {}", settings.name, c->label(),
+                        ec.message());
+          count_upstream_error(upstream_error::tls);
+          c.reset();
+          co_return opened::tls_refused;
+        }
+      }
     }
-    co_return true;
+    if (ec) {
+      pool.record_connect_failure(server, settings, clock::now());
+      count_upstream_error(upstream_error::connect);
+      c.reset();
+      co_return opened::unreachable;
+    }
+    pool.record_connect_success(server);
+    co_return opened::ok;
   };
   std::unique_ptr<upstream_connection> conn;
   bool reused = false;
+  bool tls_refused = false;
   for (const auto& candidate : candidates) {
     // A bodiless request can be replayed if the connection turns out closed: no probe needed.
-    if ((conn = pool.take_idle(candidate, has_body, tls_identity))) {
+    if ((conn = pool.take_idle(candidate, has_body, upstream.tls.get()))) {
       reused = true;
       break;
     }
-    conn = std::make_unique<upstream_connection>(worker_.io());
-    conn->server = candidate;
-    conn->stream.expires_after(settings.connect_timeout);
-    auto [cec] = co_await conn->stream.async_connect(candidate, use_tuple);
-    if (!cec) {
-      pool.record_connect_success(candidate);
-      beast::error_code ignored;
-      conn->stream.socket().set_option(tcp::no_delay(true), ignored);
-      if (co_await open_tls(*conn)) break;
-      // A certificate that does not verify is the upstream's setup, not a server that is
-      // down: no other server is tried, and the client hears 502 at once.
-      conn.reset();
+    const auto how = co_await open_connection(candidate, conn);
+    if (how == opened::ok) break;
+    if (how == opened::tls_refused) {
+      tls_refused = true;
       break;
     }
-    pool.record_connect_failure(candidate, settings, clock::now());
-    count_upstream_error(upstream_error::connect);
-    conn.reset();
   }
   if (!conn) {
     co_await fail(502, "bad_gateway",
-                  tls_failed ? "TLS to the upstream failed" : "Upstream refused the connection");
+                  tls_refused ? "TLS to the upstream failed" : "Upstream refused the connection");
     co_return;
   }
   out.upstream = conn->label();
@@ -701,33 +719,38 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
 
     const bool nothing_received = !response_reader || !response_reader->got_some();
     if (reused && !has_body && attempt == 0 && nothing_received && !is_timeout(upstream_ec)) {
-      const auto server_address = conn->server;
-      conn = std::make_unique<upstream_connection>(worker_.io());
-      conn->server = server_address;
-      conn->stream.expires_after(settings.connect_timeout);
-      auto [cec] = co_await conn->stream.async_connect(server_address, use_tuple);
-      if (!cec && co_await open_tls(*conn)) {
+      const auto how = co_await open_connection(conn->server, conn);
+      if (how == opened::ok) {
         reused = false;
         continue;
       }
-      if (tls_failed) {  // counted as tls already
-        co_await fail(502, "bad_gateway", "TLS to the upstream failed");
-        co_return;
-      }
-      pool.record_connect_failure(server_address, settings, clock::now());
+      // Counted by open_connection (connect or tls).
+      co_await fail(502, "bad_gateway",
+                    how == opened::tls_refused ? "TLS to the upstream failed"
+                                               : "Upstream refused the connection");
+      co_return;
     }
     if (is_timeout(upstream_ec)) {
       count_upstream_error(upstream_error::timeout);
       co_await fail(504, "gateway_timeout", "Upstream did not answer in time");
     } else {
-      // A connection that ended (or was reset) is a reset; anything else is a broken reply.
+      // A connection that ended (or was reset, or cut without close_notify) is a reset; a TLS
+      // alert is TLS (over TLS 1.3 a server refuses the gateway's certificate only after the
+      // handshake, on the first read); anything else is a broken reply.
       const bool reset = upstream_ec == http::error::end_of_stream ||
                          upstream_ec == asio::error::connection_reset ||
                          upstream_ec == asio::error::eof ||
                          upstream_ec == asio::error::broken_pipe ||
-                         upstream_ec == http::error::partial_message;
-      count_upstream_error(reset ? upstream_error::reset : upstream_error::protocol);
-      co_await fail(502, "bad_gateway", "Upstream reset the connection or sent an invalid response");
+                         upstream_ec == http::error::partial_message ||
+                         upstream_ec == asio::ssl::error::stream_truncated;
+      if (!reset && is_tls_refusal(upstream_ec)) {
+        count_upstream_error(upstream_error::tls);
+        co_await fail(502, "bad_gateway", "TLS to the upstream failed");
+      } else {
+        count_upstream_error(reset ? upstream_error::reset : upstream_error::protocol);
+        co_await fail(502, "bad_gateway",
+                      "Upstream reset the connection or sent an invalid response");
+      }
     }
     co_return;
   }
@@ -799,7 +822,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     if (last) break;
   }
 
-  if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0)
+  if (upstream_keep_alive && !response_reader->need_eof() && conn->buffer.size() == 0 &&
+      !conn->stream.has_buffered_input())
     pool.give_back(std::move(conn), settings.max_idle_per_server);
 }
 

@@ -44,6 +44,12 @@ asio::awaitable<boost::system::error_code> tls_socket::handshake() {
   co_return ec;
 }
 
+bool tls_socket::has_buffered_input() const {
+  if (!tls_) return false;
+  SSL* ssl = const_cast<asio::ssl::stream<timed_socket&>&>(*tls_).native_handle();
+  return SSL_has_pending(ssl) == 1;
+}
+
 asio::awaitable<void> tls_socket::shutdown_tls() {
   if (!tls_) co_return;
   // Sends close_notify and waits (within the deadline) for the peer's, or its close.

@@ -42,6 +42,9 @@ class tls_socket {
   // The server's side: what the handshake found of the client's certificate (empty: none, or
   // not verified).
   const tls::client_certificate& client_certificate() const { return client_certificate_; }
+  // Bytes the TLS layer holds that no read has asked for yet (a record after the response, a
+  // close_notify): a connection with such is not pooled. Always false when plain.
+  bool has_buffered_input() const;
   // The TLS close_notify, within the socket's deadline; nothing when plain.
   boost::asio::awaitable<void> shutdown_tls();
 
@@ -60,14 +63,17 @@ class tls_socket {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (tls_) {
-            // A peer that closes TCP without close_notify (a browser tab, curl ^C) has ended
+          if (tls_ && server_) {
+            // A client that closes TCP without close_notify (a browser tab, curl ^C) has ended
             // the connection as surely as a plain one that closes: the same eof for the session.
+            // Not so an upstream: a response cut that way may be truncated, and stays an error.
             tls_->async_read_some(
                 b, [h = std::move(handler)](boost::system::error_code ec, std::size_t n) mutable {
                   if (ec == boost::asio::ssl::error::stream_truncated) ec = boost::asio::error::eof;
                   std::move(h)(ec, n);
                 });
+          } else if (tls_) {
+            tls_->async_read_some(b, std::move(handler));
           } else {
             socket_.async_read_some(b, std::move(handler));
           }

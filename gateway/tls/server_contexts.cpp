@@ -26,11 +26,6 @@ constexpr const char* intermediate_groups = "X25519:prime256v1:secp384r1";
 // with client verification without one).
 constexpr unsigned char session_id_context[] = "gateway";
 
-std::string openssl_error(std::string what) {
-  // Only when OpenSSL said why (the queue may be empty after a plain failure).
-  if (ERR_peek_error() != 0) what += ": " + config::openssl_reason();
-  return what;
-}
 
 // ALPN: HTTP/1.1 when the client offers it; a client that offers only others (h2) goes on
 // without ALPN, as nginx lets it.
@@ -47,9 +42,9 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, cons
 
 SSL_CTX* make_context(const config::server_tls& settings, const config::tls_certificate& cert) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) throw std::runtime_error(openssl_error("cannot make a TLS context"));
+  if (!ctx) throw std::runtime_error(config::openssl_error("cannot make a TLS context"));
   auto fail = [&](std::string what) {
-    const auto message = openssl_error(std::move(what));
+    const auto message = config::openssl_error(std::move(what));
     SSL_CTX_free(ctx);
     throw std::runtime_error(message);
   };

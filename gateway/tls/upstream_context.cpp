@@ -12,39 +12,31 @@
 
 namespace gw::tls {
 
-namespace {
-
-std::string openssl_error(std::string what) {
-  // Only when OpenSSL said why (the queue may be empty after a plain failure).
-  if (ERR_peek_error() != 0) what += ": " + config::openssl_reason();
-  return what;
-}
-
-}  // namespace
-
 std::shared_ptr<const upstream_context> upstream_context::build(
     const config::upstream_tls& settings) {
   std::shared_ptr<upstream_context> out{new upstream_context};
   ERR_clear_error();
   out->ctx_ = SSL_CTX_new(TLS_client_method());
-  if (!out->ctx_) throw std::runtime_error(openssl_error("cannot make a TLS context"));
+  if (!out->ctx_) throw std::runtime_error(config::openssl_error("cannot make a TLS context"));
   out->server_name_ = settings.server_name;
   out->verify_ = settings.verify;
   SSL_CTX_set_min_proto_version(out->ctx_, TLS1_2_VERSION);
   SSL_CTX_set_options(out->ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   if (settings.ca.empty()) {
     if (SSL_CTX_set_default_verify_paths(out->ctx_) != 1)
-      throw std::runtime_error(openssl_error("cannot use the system's CA certificates"));
+      throw std::runtime_error(config::openssl_error("cannot use the system's CA certificates"));
   } else if (SSL_CTX_load_verify_locations(out->ctx_, settings.ca.c_str(), nullptr) != 1) {
-    throw std::runtime_error(openssl_error("cannot use the CAs in \"" + settings.ca + "\""));
+    throw std::runtime_error(config::openssl_error("cannot use the CAs in \"" + settings.ca + "\""));
   }
+  // A key file that turned encrypted since the loader read it must fail, not prompt a tty.
+  SSL_CTX_set_default_passwd_cb(out->ctx_, [](char*, int, int, void*) { return 0; });
   if (!settings.cert.empty()) {
     if (SSL_CTX_use_certificate_chain_file(out->ctx_, settings.cert.c_str()) != 1)
       throw std::runtime_error(
-          openssl_error("cannot use the client certificate in \"" + settings.cert + "\""));
+          config::openssl_error("cannot use the client certificate in \"" + settings.cert + "\""));
     if (SSL_CTX_use_PrivateKey_file(out->ctx_, settings.key.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(out->ctx_) != 1)
-      throw std::runtime_error(openssl_error("cannot use the key in \"" + settings.key + "\""));
+      throw std::runtime_error(config::openssl_error("cannot use the key in \"" + settings.key + "\""));
   }
   static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(out->ctx_, http11, sizeof http11);
@@ -55,7 +47,7 @@ upstream_context::~upstream_context() { SSL_CTX_free(ctx_); }
 
 SSL* upstream_context::new_session(const std::string& host) const {
   SSL* ssl = SSL_new(ctx_);
-  if (!ssl) throw std::runtime_error(openssl_error("cannot make a TLS session"));
+  if (!ssl) throw std::runtime_error(config::openssl_error("cannot make a TLS session"));
   const std::string& name = server_name_.empty() ? host : server_name_;
   boost::system::error_code ec;
   const bool is_address = (boost::asio::ip::make_address(name, ec), !ec);
@@ -69,7 +61,7 @@ SSL* upstream_context::new_session(const std::string& host) const {
                                : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     if (set != 1) {
       SSL_free(ssl);
-      throw std::runtime_error(openssl_error("cannot verify against \"" + name + "\""));
+      throw std::runtime_error(config::openssl_error("cannot verify against \"" + name + "\""));
     }
   } else {
     SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);

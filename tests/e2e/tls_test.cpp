@@ -381,8 +381,9 @@ class upstream_tls_test : public tls_test {
 
 TEST_F(upstream_tls_test, a_verified_upstream_is_used_with_a_client_certificate_and_pooled) {
   gateway_process front{gateway_binary(),
+                        // Only the wildcard certificate covers this name: SNI must have chosen it.
                         front_config("      ca: " + pki_.ca_file() +
-                                     "\n      server_name: api.example.com\n      cert: " +
+                                     "\n      server_name: svc.example.org\n      cert: " +
                                      front_client_.cert_file + "\n      key: " +
                                      front_client_.key_file + "\n")};
   front.wait_ready(front_ports_.admin);
@@ -419,6 +420,22 @@ TEST_F(upstream_tls_test, a_certificate_that_does_not_verify_is_502_counted_as_t
     EXPECT_NE(reply.body.find("TLS to the upstream failed"), std::string::npos) << reply.body;
     EXPECT_EQ(tls_errors(), 1) << what;
   }
+  EXPECT_TRUE(upstream_.requests().empty());
+}
+
+TEST_F(upstream_tls_test, an_upstream_refusing_the_gateways_certificate_is_502_counted_as_tls) {
+  // TLS 1.3 (what the two gateways agree on): the refusal comes after the client's side of the
+  // handshake is done, on the first read of the response. It is TLS, not a broken reply.
+  back_.reset();
+  back_.emplace(gateway_binary(), config("required"));
+  back_->wait_ready(ports_.admin);
+  gateway_process front{gateway_binary(), front_config("      ca: " + pki_.ca_file() +
+                                                       "\n      server_name: api.example.com\n")};
+  front.wait_ready(front_ports_.admin);
+  const auto reply = request(front_ports_.listen, "GET", "/hello");
+  EXPECT_EQ(reply.status, 502);
+  EXPECT_NE(reply.body.find("TLS to the upstream failed"), std::string::npos) << reply.body;
+  EXPECT_EQ(tls_errors(), 1);
   EXPECT_TRUE(upstream_.requests().empty());
 }
 

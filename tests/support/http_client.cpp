@@ -365,13 +365,14 @@ std::map<std::uint16_t, tls_options>& default_tls() {
 
 void use_tls_by_default(std::uint16_t port, tls_options options) {
   std::lock_guard lock{default_tls_mutex};
-  default_tls()[port] = std::move(options);
+  // Never replaced: other threads may be connecting with the entry this port has.
+  default_tls().emplace(port, std::move(options));
 }
 
 const tls_options* default_tls_for(std::uint16_t port) {
   std::lock_guard lock{default_tls_mutex};
   const auto it = default_tls().find(port);
-  return it == default_tls().end() ? nullptr : &it->second;  // entries are never removed
+  return it == default_tls().end() ? nullptr : &it->second;  // never removed nor replaced
 }
 
 struct client_connection::state {

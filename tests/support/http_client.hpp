@@ -49,7 +49,7 @@ struct tls_session {
 };
 
 // From now on, every connection of this process to `port` that is not given TLS options of its
-// own uses `options`: request(), upload_pattern(), download() and client_connection(port, ...)
+// own uses `options` (the first given for a port stays): request(), upload_pattern(), download() and client_connection(port, ...)
 // then speak TLS to that port, so a behaviour's test runs over TLS unchanged.
 void use_tls_by_default(std::uint16_t port, tls_options options);
 // The options use_tls_by_default set for `port`, or null.
