@@ -35,6 +35,8 @@ inline bool e2e_over_tls() { return std::getenv("GW_TEST_TLS") != nullptr; }
 // Otherwise nothing.
 inline std::string e2e_tls_lines(std::uint16_t listen_port) {
   if (!e2e_over_tls()) return {};
+  // (The ports are random: one an earlier gateway listened on may be this one's admin port,
+  // which e2e_config makes plain again.)
   static test_pki pki;
   static const issued_certificate cert = pki.issue({"localhost", {"localhost"}});
   tls_options client;
@@ -55,6 +57,7 @@ inline std::string e2e_config(const e2e_ports& p, const std::vector<std::uint16_
   std::string yaml;
   yaml += "server:\n  listen: 127.0.0.1:" + std::to_string(p.listen) + "\n";
   yaml += "  workers: 2\n  access_log: true\n  log_level: info\n" + server_extra;
+  use_plain_by_default(p.admin);  // if an earlier gateway's TLS listener had this port
   yaml += e2e_tls_lines(p.listen);
   yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(p.admin) + "\n";
   yaml += "upstreams:\n  backend:\n    servers: " + server_list(upstream_ports) + "\n" +

@@ -182,6 +182,7 @@ TEST(ipv6, listens_forwards_and_limits_by_forwarded_address_on_loopback) {
   e2e_ports ports;
   std::string yaml;
   yaml += "server:\n  listen: \"[::1]:" + std::to_string(ports.listen) + "\"\n";
+  use_plain_by_default(ports.admin);
   yaml += "  workers: 1\n  access_log: true\n" + e2e_tls_lines(ports.listen);
   yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) + "\n";
   yaml += "identity:\n  trusted_proxies: [\"::1/128\"]\n";

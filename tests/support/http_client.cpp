@@ -205,7 +205,8 @@ asio::awaitable<bool> connect_stream(test_stream& stream, tcp::endpoint endpoint
 // Connects (and handshakes, with `tls` enabled, or else the port's default_tls_for()).
 void connect(asio::io_context& ioc, test_stream& stream, tcp::endpoint endpoint,
              clock_type::time_point deadline, const tls_options* tls = nullptr) {
-  if (!tls) tls = default_tls_for(endpoint.port());
+  std::optional<tls_options> by_default;
+  if (!tls && (by_default = default_tls_for(endpoint.port()))) tls = &*by_default;
   if (tls && tls->enabled) stream.use_tls(*tls);
   run_or_throw(ioc, stream.socket, deadline, connect_stream(stream, endpoint),
                "connect to port " + std::to_string(endpoint.port()));
@@ -365,14 +366,19 @@ std::map<std::uint16_t, tls_options>& default_tls() {
 
 void use_tls_by_default(std::uint16_t port, tls_options options) {
   std::lock_guard lock{default_tls_mutex};
-  // Never replaced: other threads may be connecting with the entry this port has.
-  default_tls().emplace(port, std::move(options));
+  default_tls()[port] = std::move(options);
 }
 
-const tls_options* default_tls_for(std::uint16_t port) {
+void use_plain_by_default(std::uint16_t port) {
+  std::lock_guard lock{default_tls_mutex};
+  default_tls().erase(port);
+}
+
+std::optional<tls_options> default_tls_for(std::uint16_t port) {
   std::lock_guard lock{default_tls_mutex};
   const auto it = default_tls().find(port);
-  return it == default_tls().end() ? nullptr : &it->second;  // never removed nor replaced
+  if (it == default_tls().end()) return std::nullopt;
+  return it->second;  // a copy: another thread may replace or erase the entry meanwhile
 }
 
 struct client_connection::state {

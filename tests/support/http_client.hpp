@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 #include <string>
 #include <string_view>
@@ -49,11 +50,14 @@ struct tls_session {
 };
 
 // From now on, every connection of this process to `port` that is not given TLS options of its
-// own uses `options` (the first given for a port stays): request(), upload_pattern(), download() and client_connection(port, ...)
-// then speak TLS to that port, so a behaviour's test runs over TLS unchanged.
+// own uses `options`: request(), upload_pattern(), download() and client_connection(port, ...)
+// then speak TLS to that port, so a behaviour's test runs over TLS unchanged. Ports are picked
+// at random: use_plain_by_default undoes it for a port that now serves something plain (a later
+// test's admin listener).
 void use_tls_by_default(std::uint16_t port, tls_options options);
-// The options use_tls_by_default set for `port`, or null.
-const tls_options* default_tls_for(std::uint16_t port);
+void use_plain_by_default(std::uint16_t port);
+// What use_tls_by_default set for `port`, if anything.
+std::optional<tls_options> default_tls_for(std::uint16_t port);
 
 // One connection; `timeout` bounds each call (connect, send, read) separately.
 class client_connection {
