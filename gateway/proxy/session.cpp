@@ -606,7 +606,8 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     while (i + 1 < upstream.servers.size() && upstream.servers[i] != server) ++i;
     return upstream.hosts[i];
   };
-  auto open_connection = [&](const tcp::endpoint& server,
+  // `server` by value: the retry passes the address of the connection `c` replaces.
+  auto open_connection = [&](tcp::endpoint server,
                              std::unique_ptr<upstream_connection>& c) -> asio::awaitable<opened> {
     c = std::make_unique<upstream_connection>(worker_.io());
     c->server = server;
