@@ -5,6 +5,8 @@
 #include "support/http_client.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace gw::test {
 
@@ -232,10 +235,39 @@ std::string write_temp_file(std::string contents, std::string name) {
   return path;
 }
 
+namespace {
+
+// Claims `port` for the rest of this test process: an exclusive flock on
+// /tmp/gateway-test-ports/PORT, held by a descriptor left open until the process exits, so that
+// no other test process (ctest -j runs several) and no later call here hands out the same port
+// while its first owner has not bound it yet. The kernel drops the lock when the process ends,
+// however it ends.
+bool claim(std::uint16_t port) {
+  static std::mutex mutex;
+  static std::vector<std::uint16_t> claimed;
+  std::lock_guard lock{mutex};
+  if (std::find(claimed.begin(), claimed.end(), port) != claimed.end()) return false;
+  const std::filesystem::path dir = "/tmp/gateway-test-ports";
+  std::error_code ignored;
+  std::filesystem::create_directories(dir, ignored);
+  const auto file = dir / std::to_string(port);
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no lock to be had: the bind check below still applies
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  claimed.push_back(port);  // fd stays open on purpose: it is the claim
+  return true;
+}
+
+}  // namespace
+
 std::uint16_t free_port() {
   // Below the kernel's ephemeral range (ip_local_port_range), so that no outgoing connection of
   // this or another test (to Redis, an upstream, the gateway) takes the port between this check
-  // and the bind of whoever uses it; random within it, so that parallel tests rarely meet.
+  // and the bind of whoever uses it; random within it, and claimed (above), so that parallel
+  // tests never get the same one.
   std::uint16_t low = 32768;
   if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
     unsigned first = 0, last = 0;
@@ -247,6 +279,7 @@ std::uint16_t free_port() {
   thread_local std::mt19937 random{std::random_device{}()};
   for (int attempt = 0; attempt < 200; ++attempt) {
     const auto port = static_cast<std::uint16_t>(base + random() % (low - base));
+    if (!claim(port)) continue;
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error("socket: " + error_text(errno));
     sockaddr_in address{};
