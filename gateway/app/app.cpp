@@ -3,6 +3,7 @@
 #include "app/app.hpp"
 
 #include "admin/admin_server.hpp"
+#include "app/config_watcher.hpp"
 #include "config/loader.hpp"
 #include "metrics/metrics.hpp"
 #include "proxy/snapshot.hpp"
@@ -80,6 +81,12 @@ class application {
       }
     }
 
+    try {
+      if (server.watch_config) watcher_.start();
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return 1;
+    }
     wait_for_signal();
     std::vector<std::thread> threads;
     for (auto& w : workers_) threads.emplace_back([&w] { w->run(); });
@@ -239,10 +246,26 @@ class application {
     if (!opts_.log_level) apply_log_level(config_->server.log_level);
     for (auto& w : workers_) w->post_snapshot(snap);
     spdlog::info("configuration reloaded from {}", opts_.config_path);
+    follow_watch_config();
+  }
+
+  // server.watch_config turned on or off by a reload.
+  void follow_watch_config() {
+    if (!config_->server.watch_config) {
+      if (watcher_.watching()) spdlog::info("watch_config off: reload on SIGHUP only");
+      watcher_.stop();
+      return;
+    }
+    try {
+      watcher_.start();
+    } catch (const std::exception& e) {
+      spdlog::error("{}; reload on SIGHUP only", e.what());
+    }
   }
 
   void drain() {
     if (shared_.draining.exchange(true)) return;
+    watcher_.stop();
     spdlog::info("draining: finishing in-flight requests for up to {} ms",
                  config_->server.drain_timeout.count());
     // The admin listener stays up: load balancers should read 503 on /readyz, not a refusal.
@@ -271,6 +294,7 @@ class application {
   asio::io_context control_{1};
   asio::signal_set signals_;
   asio::steady_timer drain_timer_{control_};
+  config_watcher watcher_{control_, opts_.config_path, [this] { reload(); }};
   std::chrono::steady_clock::time_point drain_deadline_{};
   proxy::shared_state shared_;
   unsigned worker_count_;

@@ -61,6 +61,8 @@ struct server_settings {
   duration drain_timeout = 15s;
   std::string log_level = "info";
   bool access_log = true;
+  // Reload when the file, or what it links to, changes (a mounted ConfigMap); SIGHUP still works.
+  bool watch_config = false;
   std::optional<server_tls> tls;  // absent: plain HTTP
 };
 

@@ -747,6 +747,7 @@ void loader::load_server(const field& f) {
       {"log_level",
        [&](const field& v) { assign(s.log_level, read_choice(v, log_level_choices)); }},
       {"access_log", [&](const field& v) { assign(s.access_log, read_bool(v)); }},
+      {"watch_config", [&](const field& v) { assign(s.watch_config, read_bool(v)); }},
       {"tls", [&](const field& v) { load_server_tls(v); }},
   };
   read_keys(f, readers);

@@ -1,0 +1,151 @@
+// server.watch_config (see config_watcher.hpp).
+#include "app/config_watcher.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/inotify.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <system_error>
+
+namespace gw::app {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+// What changes a folder's view of a file: written in place, renamed over, linked anew, removed.
+// Not IN_MODIFY: a close follows every write that matters, and other files in the folder (a
+// log, say) would wake the watcher on every line.
+constexpr std::uint32_t folder_events = IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                        IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
+                                        IN_ONLYDIR;
+
+// The folders whose entries decide what `path` reads: its own, each symlink hop's, and the final
+// target's (for a ConfigMap: the mount, where ..data is renamed, and the timestamped folder).
+std::set<std::string> folders_of(const std::string& path) {
+  std::set<std::string> out;
+  std::error_code ec;
+  fs::path at = fs::absolute(path, ec);
+  if (ec) return out;
+  for (int hop = 0; hop < 16; ++hop) {
+    out.insert(at.parent_path().lexically_normal().string());
+    if (!fs::is_symlink(at, ec)) break;
+    const fs::path target = fs::read_symlink(at, ec);
+    if (ec) break;
+    at = target.is_absolute() ? target : at.parent_path() / target;
+  }
+  const fs::path resolved = fs::weakly_canonical(path, ec);
+  if (!ec) out.insert(resolved.parent_path().string());
+  return out;
+}
+
+}  // namespace
+
+config_watcher::config_watcher(asio::io_context& io, std::string path,
+                               std::function<void()> on_change)
+    : path_(std::move(path)), on_change_(std::move(on_change)), inotify_(io),
+      timer_(io) {}
+
+config_watcher::~config_watcher() { stop(); }
+
+void config_watcher::start() {
+  if (watching()) return;
+  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0)
+    throw boost::system::system_error(errno, boost::system::system_category(),
+                                      "watch_config: inotify_init1");
+  inotify_.assign(fd);
+  seen_ = content();
+  watch_folders();
+  read_events();
+  spdlog::info("watching {} for changes", path_);
+}
+
+void config_watcher::stop() {
+  timer_.cancel();
+  first_event_.reset();
+  watches_.clear();  // closing the descriptor drops every watch
+  boost::system::error_code ignored;
+  inotify_.close(ignored);
+}
+
+void config_watcher::watch_folders() {
+  const auto wanted = folders_of(path_);
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+    } else {
+      ::inotify_rm_watch(inotify_.native_handle(), it->second);  // may be gone already
+      it = watches_.erase(it);
+    }
+  }
+  for (const auto& folder : wanted) {
+    // Adding a folder watched already returns its descriptor, or a new one if the folder was
+    // made anew under the same name.
+    const int wd = ::inotify_add_watch(inotify_.native_handle(), folder.c_str(), folder_events);
+    if (wd < 0) {
+      spdlog::warn("watch_config: cannot watch {}: {}", folder,
+                   std::error_code(errno, std::system_category()).message());
+      watches_.erase(folder);
+      continue;
+    }
+    auto [it, added] = watches_.emplace(folder, wd);
+    if (!added && it->second != wd) {
+      ::inotify_rm_watch(inotify_.native_handle(), it->second);
+      it->second = wd;
+    }
+  }
+}
+
+void config_watcher::read_events() {
+  // Which event it was does not matter: any of them means "look again after a quiet moment".
+  inotify_.async_read_some(asio::buffer(buffer_),
+                           [this](const boost::system::error_code& ec, std::size_t) {
+                             if (ec) return;  // stopped
+                             changed();
+                             read_events();
+                           });
+}
+
+void config_watcher::changed() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!first_event_) first_event_ = now;
+  timer_.expires_at(std::min(now + settle, *first_event_ + longest_wait));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) settled();
+  });
+}
+
+void config_watcher::settled() {
+  first_event_.reset();
+  watch_folders();  // a swapped symlink points into a new folder
+  auto now = content();
+  if (!now) {
+    spdlog::warn("watch_config: {} cannot be read; keeping the running configuration", path_);
+    return;
+  }
+  if (now == seen_) return;
+  seen_ = std::move(now);
+  spdlog::info("watch_config: {} changed; reloading", path_);
+  on_change_();  // may stop() this watcher: nothing of it is touched after
+}
+
+std::optional<std::string> config_watcher::content() const {
+  std::ifstream file(path_, std::ios::binary);
+  if (!file) return std::nullopt;
+  std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  if (file.bad()) return std::nullopt;
+  return text;
+}
+
+}  // namespace gw::app

@@ -1,0 +1,59 @@
+// server.watch_config: reload when the configuration file changes, for a file nobody sends
+// SIGHUP about, such as a Kubernetes ConfigMap. The kubelet updates a mounted ConfigMap by
+// writing a new folder and renaming a symlink (..data) over the old one, so watching the file's
+// inode sees nothing: inotify watches the folder that holds the path and the folder of what the
+// path resolves to, and after a quiet moment the file's content is compared with what was last
+// seen. Only a change of content calls back; the reload itself is the SIGHUP one (all or
+// nothing, counted in gateway_config_reloads_total).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace gw::app {
+
+class config_watcher {
+ public:
+  // Events closer together than `settle` are one change; a file written without pause is still
+  // looked at every `longest_wait`.
+  static constexpr std::chrono::milliseconds settle{200};
+  static constexpr std::chrono::milliseconds longest_wait{2000};
+
+  config_watcher(boost::asio::io_context& io, std::string path, std::function<void()> on_change);
+  ~config_watcher();
+  config_watcher(const config_watcher&) = delete;
+  config_watcher& operator=(const config_watcher&) = delete;
+
+  // Starts watching (the content seen now is the baseline) or stops. Starting when already
+  // watching changes nothing. Throws boost::system::system_error when inotify cannot be had.
+  void start();
+  void stop();
+  bool watching() const { return inotify_.is_open(); }
+
+ private:
+  void watch_folders();
+  void read_events();
+  void changed();  // an event: (re)start the settle timer
+  void settled();
+  std::optional<std::string> content() const;  // nullopt: missing or unreadable right now
+
+  std::string path_;
+  std::function<void()> on_change_;
+  boost::asio::posix::stream_descriptor inotify_;
+  boost::asio::steady_timer timer_;
+  std::map<std::string, int> watches_;  // folder -> watch descriptor
+  std::optional<std::chrono::steady_clock::time_point> first_event_;
+  std::optional<std::string> seen_;  // the content last seen (config files are small)
+  alignas(8) std::array<char, 4096> buffer_{};
+};
+
+}  // namespace gw::app
