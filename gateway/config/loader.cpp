@@ -77,7 +77,6 @@ struct tls_file_ref {
   std::string cert;  // resolved paths
   std::string key;
   field where;       // the map that names them
-  bool server = false;  // a certificate the gateway serves: its expiry matters
 };
 
 // A reference to a consumer or a tier from a limit override, checked once every section is read.
@@ -804,7 +803,7 @@ void loader::load_server_tls(const field& f) {
        [&](const field& v) {
          if (auto path = read_path(v)) {
            t.client_ca = *path;
-           tls_files_.push_back({*path, {}, v, false});
+           tls_files_.push_back({*path, {}, v});
          }
        }},
       {"client_auth",
@@ -861,7 +860,7 @@ std::optional<tls_certificate> loader::load_tls_certificate(const field& f) {
   };
   read_keys(f, readers);
   if (!valid || c.cert.empty() || c.key.empty()) return std::nullopt;
-  tls_files_.push_back({c.cert, c.key, f, true});
+  tls_files_.push_back({c.cert, c.key, f});
   return c;
 }
 
@@ -906,7 +905,7 @@ void loader::load_upstream_tls(const field& f, upstream& u) {
          if (unset(v)) return;
          if (auto path = read_path(v)) {
            t.ca = *path;
-           tls_files_.push_back({*path, {}, v, false});
+           tls_files_.push_back({*path, {}, v});
          }
        }},
       {"server_name",
@@ -940,7 +939,7 @@ void loader::load_upstream_tls(const field& f, upstream& u) {
   } else if (key_field && !cert_field) {
     error(key_field->mark(), key_field->path + ": a key needs its client certificate (cert)");
   } else if (!t.cert.empty() && !t.key.empty()) {
-    tls_files_.push_back({t.cert, t.key, *cert_field, false});
+    tls_files_.push_back({t.cert, t.key, *cert_field});
   }
   if (!t.verify)
     warning(f.mark(), f.path + ": verify: false accepts any certificate the upstream shows");
@@ -969,7 +968,7 @@ void loader::check_tls_files() {
     } else if (checked.chain_not_after <= now) {
       error(ref.where.mark(), ref.where.path + ": a certificate of the chain in " +
                                   quote(ref.cert) + " has expired");
-    } else if (ref.server && std::min(leaf.not_after, checked.chain_not_after) - now <
+    } else if (std::min(leaf.not_after, checked.chain_not_after) - now <
                                  std::chrono::hours(24 * 30)) {
       const auto hours = std::chrono::duration_cast<std::chrono::hours>(
                              std::min(leaf.not_after, checked.chain_not_after) - now)

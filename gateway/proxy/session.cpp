@@ -180,8 +180,9 @@ bool is_tls_refusal(const beast::error_code& ec) {
 snapshot::handshake_error handshake_error_of(const beast::error_code& ec) {
   using reason = snapshot::handshake_error;
   if (ec == beast::error::timeout) return reason::timeout;
+  // Ended under it by the client, or by the gateway's own drain (operation_aborted).
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
-      ec == asio::ssl::error::stream_truncated)
+      ec == asio::ssl::error::stream_truncated || ec == asio::error::operation_aborted)
     return reason::closed;
   if (ec.category() == asio::error::get_ssl_category()) {
     switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
@@ -598,8 +599,9 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
   // within what is left of it (SNI and the certificate check name tls.server_name or the
   // server's host as written). A server that cannot be reached, or that drops or stalls the
   // handshake, is a connect failure: the next server is tried, and repeated ones eject it. One
-  // whose certificate does not verify, or that refuses the gateway's, is the upstream's TLS
-  // setup: kind tls, and the client hears 502 at once.
+  // whose certificate does not verify, or that refuses the gateway's, counts as kind tls, and
+  // is otherwise a connect failure too (as with nginx and Envoy): one server with a bad
+  // certificate is ejected rather than failing its share of requests.
   enum class opened { ok, unreachable, tls_refused };
   auto host_of = [&](const tcp::endpoint& server) -> const std::string& {
     std::size_t i = 0;
@@ -623,6 +625,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
           spdlog::debug("TLS to upstream {} ({}) refused: {}", settings.name, c->label(),
                         ec.message());
           count_upstream_error(upstream_error::tls);
+          pool.record_connect_failure(server, settings, clock::now());
           c.reset();
           co_return opened::tls_refused;
         }
@@ -648,10 +651,7 @@ asio::awaitable<void> session::forward(const snapshot& snap, std::size_t route_i
     }
     const auto how = co_await open_connection(candidate, conn);
     if (how == opened::ok) break;
-    if (how == opened::tls_refused) {
-      tls_refused = true;
-      break;
-    }
+    tls_refused = tls_refused || how == opened::tls_refused;
   }
   if (!conn) {
     co_await fail(502, "bad_gateway",

@@ -47,7 +47,9 @@ asio::awaitable<boost::system::error_code> tls_socket::handshake() {
 bool tls_socket::has_buffered_input() const {
   if (!tls_) return false;
   SSL* ssl = const_cast<asio::ssl::stream<timed_socket&>&>(*tls_).native_handle();
-  return SSL_has_pending(ssl) == 1;
+  // Decrypted bytes not yet read, or records the socket delivered that TLS has not looked at
+  // (a close_notify that came with the response, say): either way the connection is not clean.
+  return SSL_has_pending(ssl) == 1 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
 }
 
 asio::awaitable<void> tls_socket::shutdown_tls() {

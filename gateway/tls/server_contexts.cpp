@@ -55,7 +55,8 @@ SSL_CTX* make_context(const config::server_tls& settings, const config::tls_cert
   SSL_CTX_set_dh_auto(ctx, 1);  // the DHE-RSA suites need parameters: OpenSSL's ffdhe groups
   if (SSL_CTX_set1_groups_list(ctx, intermediate_groups) != 1) fail("cannot set the groups");
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
-  SSL_CTX_set_session_id_context(ctx, session_id_context, sizeof session_id_context - 1);
+  if (SSL_CTX_set_session_id_context(ctx, session_id_context, sizeof session_id_context - 1) != 1)
+    fail("cannot set the session id context");
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   // A key file that turned encrypted since the loader read it must fail, not prompt a tty.
   SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
@@ -68,8 +69,10 @@ SSL_CTX* make_context(const config::server_tls& settings, const config::tls_cert
   if (!settings.client_ca.empty() && settings.auth != config::client_auth::none) {
     if (SSL_CTX_load_verify_locations(ctx, settings.client_ca.c_str(), nullptr) != 1)
       fail("cannot use the CAs in \"" + settings.client_ca + "\"");
-    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(settings.client_ca.c_str()))
-      SSL_CTX_set_client_CA_list(ctx, names);
+    // The names sent in the CertificateRequest, by which a client picks one of its certificates.
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(settings.client_ca.c_str());
+    if (!names) fail("cannot read the CA names in \"" + settings.client_ca + "\"");
+    SSL_CTX_set_client_CA_list(ctx, names);
     int mode = SSL_VERIFY_PEER;
     if (settings.auth == config::client_auth::required) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     SSL_CTX_set_verify(ctx, mode, nullptr);

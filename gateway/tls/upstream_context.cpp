@@ -39,7 +39,8 @@ std::shared_ptr<const upstream_context> upstream_context::build(
       throw std::runtime_error(config::openssl_error("cannot use the key in \"" + settings.key + "\""));
   }
   static constexpr unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(out->ctx_, http11, sizeof http11);
+  if (SSL_CTX_set_alpn_protos(out->ctx_, http11, sizeof http11) != 0)  // 0 is success here
+    throw std::runtime_error(config::openssl_error("cannot offer ALPN http/1.1"));
   return out;
 }
 
@@ -52,7 +53,10 @@ SSL* upstream_context::new_session(const std::string& host) const {
   boost::system::error_code ec;
   const bool is_address = (boost::asio::ip::make_address(name, ec), !ec);
   // SNI carries names only (RFC 6066); an address is checked as an IP subjectAltName.
-  if (!is_address) SSL_set_tlsext_host_name(ssl, name.c_str());
+  if (!is_address && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+    SSL_free(ssl);
+    throw std::runtime_error(config::openssl_error("cannot send the server name \"" + name + "\""));
+  }
   if (verify_) {
     SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);

@@ -202,6 +202,13 @@ TEST_F(tls_test, min_version_13_refuses_tls_12) {
   auto tls12 = client("api.example.com");
   tls12.max_version = TLS1_2_VERSION;
   EXPECT_THROW(client_connection(ports_.listen, tls12), std::runtime_error);
+  // Refused by the gateway's TLS (not a refused connect, not a timeout).
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_tls_handshake_errors_total",
+                      {R"(reason="protocol")"}) == 1;
+      },
+      5s));
   EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().version, "TLSv1.3");
 }
 
@@ -225,6 +232,13 @@ TEST_F(tls_test, required_client_certificates_are_enforced) {
   gateway.wait_ready(ports_.admin);
   // TLS 1.3 sends the alert after the client's Finished: the first read sees it.
   EXPECT_THROW(get(client("api.example.com"), "/hello"), std::runtime_error);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_tls_handshake_errors_total",
+                      {R"(reason="certificate")"}) == 1;
+      },
+      5s));
+  EXPECT_TRUE(upstream_.requests().empty());
   EXPECT_EQ(get(client("api.example.com", &alice_), "/hello").status, 200);
 }
 
@@ -328,6 +342,9 @@ TEST_F(tls_test, check_config_reports_broken_and_expiring_certificates) {
   const auto soon = pki_.issue({"soon", {"api.example.com"}, false, -std::chrono::hours(1),
                                 std::chrono::hours(24 * 10)});
   const auto not_pem = pki_.write_file("broken.pem", "not a certificate\n");
+  certificate_request weak{"api.example.com", {"api.example.com"}};
+  weak.sha1_signature = true;
+  const auto sha1 = pki_.issue(weak);
   struct expectation {
     std::string cert, key;
     int exit_code;
@@ -337,6 +354,7 @@ TEST_F(tls_test, check_config_reports_broken_and_expiring_certificates) {
        {expectation{expired.cert_file, expired.key_file, 1, "has expired"},
         expectation{soon.cert_file, soon.key_file, 0, "expires in 9 days"},
         expectation{not_pem, api_.key_file, 1, "holds no PEM certificate"},
+        expectation{sha1.cert_file, sha1.key_file, 1, "OpenSSL will not use the certificate"},
         expectation{api_.cert_file, alice_.key_file, 1, "does not match the certificate"},
         expectation{pki_.dir() + "/missing.pem", api_.key_file, 1, "cannot read"}}) {
     const auto file = write_temp_file(config("optional", cert, key), "gateway.yaml");
@@ -359,12 +377,13 @@ class upstream_tls_test : public tls_test {
     back_->wait_ready(ports_.admin);
   }
 
-  std::string front_config(const std::string& tls_lines) const {
+  // `servers`: front's upstream servers, back alone unless given.
+  std::string front_config(const std::string& tls_lines, std::string servers = {}) const {
+    if (servers.empty()) servers = "127.0.0.1:" + std::to_string(ports_.listen);
     std::string yaml = "server:\n  listen: 127.0.0.1:" + std::to_string(front_ports_.listen) +
                        "\n  workers: 1\n  access_log: false\n";
     yaml += "admin:\n  listen: 127.0.0.1:" + std::to_string(front_ports_.admin) + "\n";
-    yaml += "upstreams:\n  secure:\n    servers: [127.0.0.1:" + std::to_string(ports_.listen) +
-            "]\n    tls:\n" + tls_lines;
+    yaml += "upstreams:\n  secure:\n    servers: [" + servers + "]\n    tls:\n" + tls_lines;
     yaml += "routes:\n  - name: all\n    match: { path_prefix: / }\n    upstream: secure\n";
     return yaml;
   }
@@ -421,6 +440,36 @@ TEST_F(upstream_tls_test, a_certificate_that_does_not_verify_is_502_counted_as_t
     EXPECT_EQ(tls_errors(), 1) << what;
   }
   EXPECT_TRUE(upstream_.requests().empty());
+}
+
+TEST_F(upstream_tls_test, a_server_whose_certificate_does_not_verify_is_skipped_and_ejected) {
+  // An impostor: a gateway like back, on its own ports, with a certificate for the same name
+  // from another CA.
+  test_pki other{"someone else's CA"};
+  const auto forged = other.issue({"api.example.com", {"api.example.com"}});
+  e2e_ports impostor_ports;
+  std::string yaml = config("optional", forged.cert_file, forged.key_file);
+  for (const auto& [from, to] : {std::pair{ports_.listen, impostor_ports.listen},
+                                 std::pair{ports_.admin, impostor_ports.admin}}) {
+    const auto at = yaml.find("127.0.0.1:" + std::to_string(from));
+    ASSERT_NE(at, std::string::npos);
+    yaml.replace(at, 10 + std::to_string(from).size(), "127.0.0.1:" + std::to_string(to));
+  }
+  gateway_process impostor{gateway_binary(), yaml};
+  impostor.wait_ready(impostor_ports.admin);
+  gateway_process front{
+      gateway_binary(),
+      front_config("      ca: " + pki_.ca_file() + "\n      server_name: api.example.com\n" +
+                       "    eject_after_failures: 2\n    eject_for: 1m\n",
+                   "127.0.0.1:" + std::to_string(impostor_ports.listen) + ", 127.0.0.1:" +
+                       std::to_string(ports_.listen))};
+  front.wait_ready(front_ports_.admin);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(request(front_ports_.listen, "GET", "/hello").status, 200) << i;
+  EXPECT_EQ(upstream_.requests().size(), 10u);  // all through back
+  // Counted until two failures ejected it.
+  EXPECT_GE(tls_errors(), 1);
+  EXPECT_LE(tls_errors(), 2);
 }
 
 TEST_F(upstream_tls_test, an_upstream_refusing_the_gateways_certificate_is_502_counted_as_tls) {

@@ -119,7 +119,8 @@ issued_certificate test_pki::issue(const certificate_request& request) {
     for (const auto& n : request.dns_names) names += (names.empty() ? "DNS:" : ",DNS:") + n;
     add_extension(cert.get(), ca, NID_subject_alt_name, names);
   }
-  if (X509_sign(cert.get(), keys_->ca_key.get(), EVP_sha256()) == 0)
+  if (X509_sign(cert.get(), keys_->ca_key.get(),
+                request.sha1_signature ? EVP_sha1() : EVP_sha256()) == 0)
     throw std::runtime_error("test_pki: cannot sign " + request.common_name);
 
   issued_certificate out;

@@ -25,6 +25,8 @@ struct certificate_request {
   // Validity from now: [now + not_before, now + not_after].
   std::chrono::seconds not_before{-3600};
   std::chrono::seconds not_after{std::chrono::hours(24 * 90)};
+  // Signed with SHA-1: parses, but OpenSSL's default security level will not use it.
+  bool sha1_signature = false;
 };
 
 class test_pki {
