@@ -4,6 +4,7 @@
 
 #include "admin/admin_server.hpp"
 #include "app/config_watcher.hpp"
+#include "app/systemd_notify.hpp"
 #include "config/loader.hpp"
 #include "metrics/metrics.hpp"
 #include "proxy/snapshot.hpp"
@@ -93,6 +94,7 @@ class application {
     spdlog::info("gateway {} listening on {} with {} workers; admin on {}", GATEWAY_VERSION,
                  server.listen.to_string(), count, config_->admin.listen.to_string());
     if (rls_) spdlog::info("rate limit service (gRPC) on {}", config_->rls->listen.to_string());
+    notify_systemd("READY=1\nSTATUS=serving");
     control_.run();
     // Calls in flight complete on the workers: the service stops while they still run.
     if (rls_) rls_->stop(std::chrono::seconds(1));
@@ -174,7 +176,17 @@ class application {
     });
   }
 
+  // Told to systemd as RELOADING=1 ... READY=1 whatever the outcome (sd_notify(3)), so that
+  // `systemctl reload` under Type=notify-reload waits for it.
   void reload() {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();  // CLOCK_MONOTONIC
+    notify_systemd("RELOADING=1\nMONOTONIC_USEC=" +
+                   std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count()));
+    const bool ok = load_and_apply();
+    notify_systemd(ok ? "READY=1\nSTATUS=serving" : "READY=1\nSTATUS=serving; the last reload failed");
+  }
+
+  bool load_and_apply() {
     auto result = config::load_file(opts_.config_path);
     for (const auto& p : result.problems) {
       const auto line = config::format_problem(opts_.config_path, p);
@@ -186,7 +198,7 @@ class application {
     if (!result.ok()) {
       metrics_.config_reloads(false)->inc(metrics_.control_slot());
       spdlog::error("reload failed; keeping the running configuration");
-      return;
+      return false;
     }
     const auto& running = config_->storage;
     const auto& next = result.config->storage;
@@ -220,7 +232,7 @@ class application {
     } catch (const std::exception& e) {
       metrics_.config_reloads(false)->inc(metrics_.control_slot());
       spdlog::error("reload failed: {}; keeping the running configuration", e.what());
-      return;
+      return false;
     }
     metrics_.config_reloads(true)->inc(metrics_.control_slot());
     const auto& old_server = config_->server;
@@ -247,6 +259,7 @@ class application {
     for (auto& w : workers_) w->post_snapshot(snap);
     spdlog::info("configuration reloaded from {}", opts_.config_path);
     follow_watch_config();
+    return true;
   }
 
   // server.watch_config turned on or off by a reload.
@@ -265,6 +278,7 @@ class application {
 
   void drain() {
     if (shared_.draining.exchange(true)) return;
+    notify_systemd("STOPPING=1\nSTATUS=draining");
     watcher_.stop();
     spdlog::info("draining: finishing in-flight requests for up to {} ms",
                  config_->server.drain_timeout.count());
