@@ -9,7 +9,13 @@
 
 #include <stdexcept>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstring>
 #include <csignal>
 #include <future>
 #include <thread>
@@ -258,6 +264,72 @@ TEST(connection_guards, header_timeout_idle_timeout_and_max_connections) {
   }
   open[0].send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(open[0].read_reply().status, 200);
+}
+
+}  // namespace
+
+namespace {
+
+// systemd's end of sd_notify: a datagram socket whose path the gateway finds in NOTIFY_SOCKET.
+class notify_socket {
+ public:
+  notify_socket() : path_(write_temp_file("", "placeholder") + ".notify") {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error("socket(AF_UNIX)");
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof address.sun_path) throw std::runtime_error("path too long");
+    std::memcpy(address.sun_path, path_.c_str(), path_.size());
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+      throw std::runtime_error("bind " + path_);
+  }
+  ~notify_socket() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+  // The next message, or "" after `timeout`.
+  std::string next(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
+    char buffer[4096];
+    const auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+TEST(systemd_notify, ready_reloading_and_stopping_are_told_to_notify_socket) {
+  notify_socket systemd;
+  ::setenv("NOTIFY_SOCKET", systemd.path().c_str(), 1);
+  test_upstream upstream;
+  e2e_ports ports;
+  gateway_process gateway{gateway_binary(), e2e_config(ports, {upstream.port()})};
+  ::unsetenv("NOTIFY_SOCKET");
+  const auto ready = systemd.next(10s);
+  EXPECT_TRUE(ready.starts_with("READY=1\n")) << ready;
+  // Told once it listens: requests are served from then on.
+  EXPECT_EQ(request(ports.listen, "GET", "/after-ready").status, 200);
+
+  gateway.send_signal(SIGHUP);
+  const auto reloading = systemd.next(5s);
+  EXPECT_TRUE(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC=")) << reloading;
+  EXPECT_TRUE(systemd.next(5s).starts_with("READY=1\n"));
+
+  gateway.write_config("server: [broken\n");
+  gateway.send_signal(SIGHUP);
+  EXPECT_TRUE(systemd.next(5s).starts_with("RELOADING=1\n"));
+  const auto after_failure = systemd.next(5s);
+  EXPECT_TRUE(after_failure.starts_with("READY=1\n")) << after_failure;
+  EXPECT_NE(after_failure.find("the last reload failed"), std::string::npos) << after_failure;
+
+  gateway.send_signal(SIGTERM);
+  EXPECT_TRUE(systemd.next(5s).starts_with("STOPPING=1\n"));
+  EXPECT_EQ(gateway.wait_exit(10s), 0);
 }
 
 }  // namespace
