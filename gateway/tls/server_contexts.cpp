@@ -2,6 +2,7 @@
 #include "tls/server_contexts.hpp"
 
 #include "config/tls_files.hpp"
+#include "tls/ticket_keys.hpp"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -58,6 +59,11 @@ SSL_CTX* make_context(const config::server_tls& settings, const config::tls_cert
   if (SSL_CTX_set_session_id_context(ctx, session_id_context, sizeof session_id_context - 1) != 1)
     fail("cannot set the session id context");
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  try {
+    use_rotating_ticket_keys(ctx);
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
   // A key file that turned encrypted since the loader read it must fail, not prompt a tty.
   SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str()) != 1)

@@ -289,6 +289,33 @@ TEST_F(tls_test, a_returning_client_resumes_its_session) {
   }
 }
 
+TEST_F(tls_test, a_session_from_before_a_reload_resumes_after_it) {
+  // Ticket keys belong to the process, not to a configuration's contexts.
+  gateway_process gateway{gateway_binary(), config("optional")};
+  gateway.wait_ready(ports_.admin);
+  std::vector<std::pair<tls_options, tls_session>> sessions;
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    auto options = client("api.example.com");
+    options.min_version = options.max_version = version;
+    client_connection c{ports_.listen, options};
+    c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+    EXPECT_EQ(c.read_reply().status, 200);
+    sessions.emplace_back(options, c.tls());
+  }
+  gateway.send_signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 1;
+      },
+      10s));
+  for (auto& [options, session] : sessions) {
+    ASSERT_TRUE(session.session);
+    options.resume = session.session;
+    client_connection again{ports_.listen, options};
+    EXPECT_TRUE(again.tls().resumed) << session.version;
+  }
+}
+
 TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections) {
   gateway_process gateway{gateway_binary(), config("optional")};
   gateway.wait_ready(ports_.admin);
