@@ -19,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
@@ -83,7 +84,7 @@ class application {
     }
 
     try {
-      if (server.watch_config) watcher_.start();
+      if (server.watch_config) watcher_.watch(watched_files());
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
       return 1;
@@ -262,6 +263,33 @@ class application {
     return true;
   }
 
+  // What watch_config watches: the file, the TLS files it names (a renewed certificate in a
+  // mounted Secret is a change as much as an edited ConfigMap) and the rate limit service's
+  // domain files.
+  std::vector<std::string> watched_files() const {
+    std::vector<std::string> out{opts_.config_path};
+    auto add = [&](const std::string& path) {
+      if (!path.empty() && std::find(out.begin(), out.end(), path) == out.end())
+        out.push_back(path);
+    };
+    if (const auto& tls = config_->server.tls) {
+      for (const auto& c : tls->certificates) {
+        add(c.cert);
+        add(c.key);
+      }
+      add(tls->client_ca);
+    }
+    for (const auto& up : config_->upstreams)
+      if (up.tls) {
+        add(up.tls->ca);
+        add(up.tls->cert);
+        add(up.tls->key);
+      }
+    if (config_->rls)
+      for (const auto& domain : config_->rls->domains) add(domain.file);
+    return out;
+  }
+
   // server.watch_config turned on or off by a reload.
   void follow_watch_config() {
     if (!config_->server.watch_config) {
@@ -270,7 +298,7 @@ class application {
       return;
     }
     try {
-      watcher_.start();
+      watcher_.watch(watched_files());
     } catch (const std::exception& e) {
       spdlog::error("{}; reload on SIGHUP only", e.what());
     }
@@ -308,7 +336,7 @@ class application {
   asio::io_context control_{1};
   asio::signal_set signals_;
   asio::steady_timer drain_timer_{control_};
-  config_watcher watcher_{control_, opts_.config_path, [this] { reload(); }};
+  config_watcher watcher_{control_, [this] { reload(); }};
   std::chrono::steady_clock::time_point drain_deadline_{};
   proxy::shared_state shared_;
   unsigned worker_count_;

@@ -51,24 +51,28 @@ std::set<std::string> folders_of(const std::string& path) {
 
 }  // namespace
 
-config_watcher::config_watcher(asio::io_context& io, std::string path,
-                               std::function<void()> on_change)
-    : path_(std::move(path)), on_change_(std::move(on_change)), inotify_(io),
-      timer_(io) {}
+config_watcher::config_watcher(asio::io_context& io, std::function<void()> on_change)
+    : on_change_(std::move(on_change)), inotify_(io), timer_(io) {}
 
 config_watcher::~config_watcher() { stop(); }
 
-void config_watcher::start() {
-  if (watching()) return;
-  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0)
-    throw boost::system::system_error(errno, boost::system::system_category(),
-                                      "watch_config: inotify_init1");
-  inotify_.assign(fd);
+void config_watcher::watch(std::vector<std::string> paths) {
+  const bool started = !watching();
+  if (started) {
+    const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+      throw boost::system::system_error(errno, boost::system::system_category(),
+                                        "watch_config: inotify_init1");
+    inotify_.assign(fd);
+  }
+  const bool same = paths == paths_;
+  paths_ = std::move(paths);
   seen_ = content();
   watch_folders();
-  read_events();
-  spdlog::info("watching {} for changes", path_);
+  if (started) read_events();
+  if (started || !same)
+    spdlog::info("watching {} (and {} files it names) for changes", paths_.front(),
+                 paths_.size() - 1);
 }
 
 void config_watcher::stop() {
@@ -80,7 +84,8 @@ void config_watcher::stop() {
 }
 
 void config_watcher::watch_folders() {
-  const auto wanted = folders_of(path_);
+  std::set<std::string> wanted;
+  for (const auto& path : paths_) wanted.merge(folders_of(path));
   for (auto it = watches_.begin(); it != watches_.end();) {
     if (wanted.contains(it->first)) {
       ++it;
@@ -131,21 +136,29 @@ void config_watcher::settled() {
   watch_folders();  // a swapped symlink points into a new folder
   auto now = content();
   if (!now) {
-    spdlog::warn("watch_config: {} cannot be read; keeping the running configuration", path_);
+    spdlog::warn("watch_config: {} cannot be read; keeping the running configuration",
+                 paths_.front());
     return;
   }
   if (now == seen_) return;
   seen_ = std::move(now);
-  spdlog::info("watch_config: {} changed; reloading", path_);
+  spdlog::info("watch_config: {} or a file it names changed; reloading", paths_.front());
   on_change_();  // may stop() this watcher: nothing of it is touched after
 }
 
 std::optional<std::string> config_watcher::content() const {
-  std::ifstream file(path_, std::ios::binary);
-  if (!file) return std::nullopt;
-  std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-  if (file.bad()) return std::nullopt;
-  return text;
+  std::string all;
+  for (std::size_t i = 0; i < paths_.size(); ++i) {
+    std::ifstream file(paths_[i], std::ios::binary);
+    std::string text;
+    if (file) text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    if (!file || file.bad()) {
+      if (i == 0) return std::nullopt;
+      text = "(unreadable)";  // a named file gone: a change too (the reload will say what)
+    }
+    all += std::to_string(text.size()) + ':' + text;  // sized: no two sets read the same
+  }
+  return all;
 }
 
 }  // namespace gw::app

@@ -1,10 +1,10 @@
-// server.watch_config: reload when the configuration file changes, for a file nobody sends
-// SIGHUP about, such as a Kubernetes ConfigMap. The kubelet updates a mounted ConfigMap by
-// writing a new folder and renaming a symlink (..data) over the old one, so watching the file's
-// inode sees nothing: inotify watches the folder that holds the path and the folder of what the
-// path resolves to, and after a quiet moment the file's content is compared with what was last
-// seen. Only a change of content calls back; the reload itself is the SIGHUP one (all or
-// nothing, counted in gateway_config_reloads_total).
+// server.watch_config: reload when the configuration file, or a TLS file it names, changes:
+// files nobody sends SIGHUP about, such as a Kubernetes ConfigMap or a Secret that cert-manager
+// renews. The kubelet updates a mounted volume by writing a new folder and renaming a symlink
+// (..data) over the old one, so watching a file's inode sees nothing: inotify watches the folder
+// that holds each path and the folders of what the path resolves to, and after a quiet moment
+// the files' content is compared with what was last seen. Only a change of content calls back;
+// the reload itself is the SIGHUP one (all or nothing, counted in gateway_config_reloads_total).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace gw::app {
 
@@ -28,14 +29,16 @@ class config_watcher {
   static constexpr std::chrono::milliseconds settle{200};
   static constexpr std::chrono::milliseconds longest_wait{2000};
 
-  config_watcher(boost::asio::io_context& io, std::string path, std::function<void()> on_change);
+  // `on_change` runs on `io`'s thread.
+  config_watcher(boost::asio::io_context& io, std::function<void()> on_change);
   ~config_watcher();
   config_watcher(const config_watcher&) = delete;
   config_watcher& operator=(const config_watcher&) = delete;
 
-  // Starts watching (the content seen now is the baseline) or stops. Starting when already
-  // watching changes nothing. Throws boost::system::system_error when inotify cannot be had.
-  void start();
+  // Watches `paths` (the configuration file first, then the files it names) from now on; the
+  // content seen now is the baseline. Starts watching if stopped: throws
+  // boost::system::system_error when inotify cannot be had.
+  void watch(std::vector<std::string> paths);
   void stop();
   bool watching() const { return inotify_.is_open(); }
 
@@ -44,9 +47,10 @@ class config_watcher {
   void read_events();
   void changed();  // an event: (re)start the settle timer
   void settled();
-  std::optional<std::string> content() const;  // nullopt: missing or unreadable right now
+  // Every file's bytes, in order; nullopt when the configuration file is missing or unreadable.
+  std::optional<std::string> content() const;
 
-  std::string path_;
+  std::vector<std::string> paths_;
   std::function<void()> on_change_;
   boost::asio::posix::stream_descriptor inotify_;
   boost::asio::steady_timer timer_;

@@ -6,12 +6,16 @@
 #include "e2e_config.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
+#include "support/test_pki.hpp"
 #include "support/test_upstream.hpp"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -19,40 +23,56 @@ using namespace gw::test;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// A ConfigMap volume holding one key, gateway.yaml.
-class configmap_mount {
+// A ConfigMap or Secret volume: each key a file, seen through ..data.
+class volume_mount {
  public:
+  using files = std::vector<std::pair<std::string, std::string>>;  // name, content
   // In a fresh temp dir removed when the test program ends (write_temp_file's).
-  explicit configmap_mount(const std::string& yaml)
-      : dir_(fs::path(write_temp_file("", "placeholder")).parent_path() / "configmap") {
+  explicit volume_mount(const files& contents, const std::string& name = "configmap")
+      : dir_(fs::path(write_temp_file("", "placeholder")).parent_path() / name) {
     fs::create_directories(dir_);
-    write_version(yaml);
+    write_version(contents);
     fs::create_directory_symlink(version_, dir_ / "..data");
-    fs::create_symlink("..data/gateway.yaml", dir_ / "gateway.yaml");
+    for (const auto& [file, text] : contents)
+      fs::create_symlink("..data/" + file, dir_ / file);
   }
 
-  std::string path() const { return (dir_ / "gateway.yaml").string(); }
+  std::string path(const std::string& file = "gateway.yaml") const {
+    return (dir_ / file).string();
+  }
 
   // What the kubelet's atomic writer does on an update.
-  void update(const std::string& yaml) {
+  void update(const files& contents) {
     const auto old = version_;
-    write_version(yaml);
+    write_version(contents);
     fs::create_directory_symlink(version_, dir_ / "..data_tmp");
     fs::rename(dir_ / "..data_tmp", dir_ / "..data");
     fs::remove_all(dir_ / old);
   }
 
  private:
-  void write_version(const std::string& yaml) {
+  void write_version(const files& contents) {
     version_ = "..2026_12_03_10_00_00." + std::to_string(++versions_);
     fs::create_directory(dir_ / version_);
-    std::ofstream(dir_ / version_ / "gateway.yaml") << yaml;
+    for (const auto& [file, text] : contents) std::ofstream(dir_ / version_ / file) << text;
   }
 
   fs::path dir_;
   std::string version_;
   int versions_ = 0;
 };
+
+// A ConfigMap holding one key, gateway.yaml.
+class configmap_mount : public volume_mount {
+ public:
+  explicit configmap_mount(const std::string& yaml) : volume_mount({{"gateway.yaml", yaml}}) {}
+  void update(const std::string& yaml) { volume_mount::update({{"gateway.yaml", yaml}}); }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 std::string config_allowing(const e2e_ports& ports, std::uint16_t upstream, int requests) {
   return e2e_config(ports, {upstream}, "  watch_config: true\n", "",
@@ -119,6 +139,36 @@ TEST(watch_config, an_edit_in_place_and_a_rename_over_reload_once_each_and_a_tou
   std::this_thread::sleep_for(1s);  // well past the watcher's settle time
   EXPECT_EQ(reloads(ports.admin, "success"), 2);
   EXPECT_EQ(reloads(ports.admin, "failure"), 0);
+}
+
+TEST(watch_config, a_renewed_certificate_in_a_mounted_secret_is_served_without_a_signal) {
+  test_pki pki;
+  const auto first = pki.issue({"api.example.com", {"api.example.com"}});
+  const auto renewed = pki.issue({"api.example.com renewed", {"api.example.com"}});
+  volume_mount secret{{{"tls.crt", read_file(first.cert_file)}, {"tls.key", read_file(first.key_file)}},
+                      "secret"};
+  test_upstream upstream;
+  e2e_ports ports;
+  const std::string yaml =
+      "server:\n  listen: 127.0.0.1:" + std::to_string(ports.listen) +
+      "\n  workers: 1\n  watch_config: true\n  tls:\n    certificates:\n      - cert: " +
+      secret.path("tls.crt") + "\n        key: " + secret.path("tls.key") +
+      "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(ports.admin) +
+      "\nupstreams:\n  backend:\n    servers: [127.0.0.1:" + std::to_string(upstream.port()) +
+      "]\nroutes:\n  - name: all\n    match: { path_prefix: / }\n    upstream: backend\n";
+  gateway_process gateway{gateway_binary(), yaml};
+  gateway.wait_ready(ports.admin);
+  tls_options client;
+  client.enabled = true;
+  client.server_name = "api.example.com";
+  client.ca_file = pki.ca_file();
+  EXPECT_EQ(client_connection(ports.listen, client).tls().peer_common_name, "api.example.com");
+
+  secret.update({{"tls.crt", read_file(renewed.cert_file)}, {"tls.key", read_file(renewed.key_file)}});
+  ASSERT_TRUE(eventually([&] { return reloads(ports.admin, "success") == 1; }, 5s))
+      << gateway.stderr_text();
+  EXPECT_EQ(client_connection(ports.listen, client).tls().peer_common_name,
+            "api.example.com renewed");
 }
 
 }  // namespace
