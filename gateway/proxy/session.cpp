@@ -176,6 +176,12 @@ bool is_tls_refusal(const beast::error_code& ec) {
   return ec.category() == asio::error::get_ssl_category();
 }
 
+// OpenSSL saw an HTTP request line where a ClientHello belongs (it sends no alert then).
+bool is_plain_http(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
+}
+
 // Why a client's handshake failed, for gateway_tls_handshake_errors_total.
 snapshot::handshake_error handshake_error_of(const beast::error_code& ec) {
   using reason = snapshot::handshake_error;
@@ -211,6 +217,10 @@ asio::awaitable<void> session::run() {
       spdlog::debug("TLS handshake from {} failed: {}", peer_ip_, ec.message());
       if (worker_.metrics_on())
         worker_.current()->tls_handshake_errors(handshake_error_of(ec)).inc(worker_.slot());
+      if (is_plain_http(ec)) {
+        co_await refuse_plain_http();
+        co_return;
+      }
       beast::error_code ignored;
       stream_.socket().close(ignored);
       co_return;
@@ -920,6 +930,34 @@ asio::awaitable<bool> session::discard_body(request_parser& parser) {
     if (ec && ec != http::error::need_buffer) co_return false;
   }
   co_return true;
+}
+
+asio::awaitable<void> session::refuse_plain_http() {
+  // nginx's answer to the same mistake: a plain-text 400 that says so, then the connection
+  // closed after a moment of reading what the client still sends (so that it reads the answer
+  // rather than a reset).
+  const auto body = error_json("bad_request", "Plain HTTP request sent to the TLS port; use https");
+  std::string reply =
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: ";
+  append_decimal(reply, body.size());
+  reply += "\r\n\r\n";
+  reply += body;
+  auto& raw = stream_.transport();
+  raw.expires_after(std::chrono::seconds(1));
+  auto [wec, written] = co_await asio::async_write(raw, asio::buffer(reply), use_tuple);
+  beast::error_code ec;
+  if (!wec) {
+    raw.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 4096> sink;
+    std::size_t drained = 0;
+    while (!ec && drained < 64 * 1024) {
+      auto [rec, n] = co_await raw.async_read_some(asio::buffer(sink), use_tuple);
+      ec = rec;
+      drained += n;
+    }
+  }
+  raw.socket().close(ec);
 }
 
 asio::awaitable<void> session::close_gracefully() {

@@ -75,6 +75,7 @@ class session {
   // Before answering without reading the body: can the connection stay open?
   boost::asio::awaitable<bool> discard_body(request_parser& parser);
   boost::asio::awaitable<void> close_gracefully();
+  boost::asio::awaitable<void> refuse_plain_http();
 
   worker& worker_;
   tls_socket stream_;  // the client: plain or TLS

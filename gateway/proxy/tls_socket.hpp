@@ -50,6 +50,9 @@ class tls_socket {
 
   executor_type get_executor() { return socket_.get_executor(); }
   boost::asio::ip::tcp::socket& socket() { return socket_.socket(); }
+  // The TCP stream under the TLS layer, deadlines included: for the one plain answer a client
+  // that spoke HTTP to the TLS port gets.
+  timed_socket& transport() { return socket_; }
   void cancel() { socket_.cancel(); }
   void expires_after(timed_socket::clock::duration d) { socket_.expires_after(d); }
   void expires_at(timed_socket::clock::time_point t) { socket_.expires_at(t); }

@@ -1,9 +1,9 @@
 // TLS on the gateway's listener (SPEC 13), with real handshakes against certificates made at
 // test time (support/test_pki.hpp): SNI chooses the certificate (seen from the client's side),
-// TLS 1.1 and plain HTTP on the TLS port are refused, a required client certificate is enforced,
-// a limit keyed by client_cert counts two certificates apart, a consumer named by its
-// certificate gets its tier, the upstream hears X-Forwarded-Proto and X-Forwarded-Client-Cert,
-// sessions resume, and a reload swaps the served certificate while an open connection goes on.
+// TLS 1.1 and plain HTTP on the TLS port are refused (plain HTTP with a plain 400), a required
+// client certificate is enforced, a limit keyed by client_cert counts two certificates apart, a
+// consumer named by its certificate gets its tier, the upstream hears X-Forwarded-Proto and
+// X-Forwarded-Client-Cert, sessions resume, and a reload swaps the served certificate while an open connection goes on.
 #include "admin_probes.hpp"
 #include "e2e_config.hpp"
 #include "support/gateway_process.hpp"
@@ -171,10 +171,18 @@ TEST_F(tls_test, old_protocols_plain_http_and_untrusted_certificates_are_refused
     EXPECT_NE(std::string{e.what()}.find("protocol version"), std::string::npos) << e.what();
   }
 
-  // Plain HTTP on the TLS port: no HTTP answer, the connection closed at once.
+  // Plain HTTP on the TLS port: a plain 400 that says so (as nginx answers), then closed;
+  // nothing forwarded.
   client_connection plain{ports_.listen};
   plain.send("GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+  const auto reply = plain.read_reply();
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(reply.header("Content-Type"), "application/json");
+  EXPECT_NE(reply.body.find("Plain HTTP request sent to the TLS port"), std::string::npos)
+      << reply.body;
+  EXPECT_FALSE(reply.keep_alive);
   EXPECT_TRUE(plain.wait_closed(5s));
+  EXPECT_TRUE(upstream_.requests().empty());
 
   // A client certificate from another CA fails the handshake even when certificates are
   // optional: a certificate shown must verify.
