@@ -15,6 +15,7 @@
 #include <iterator>
 #include <set>
 #include <system_error>
+#include <vector>
 
 namespace gw::app {
 
@@ -30,19 +31,36 @@ constexpr std::uint32_t folder_events = IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
                                         IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
                                         IN_ONLYDIR;
 
-// The folders whose entries decide what `path` reads: its own, each symlink hop's, and the final
-// target's (for a ConfigMap: the mount, where ..data is renamed, and the timestamped folder).
+// The folders whose entries decide what `path` reads: its own, the folder holding every symlink
+// met on the way (at any component: /srv/gw/current -> releases/v2 is swapped in /srv/gw) and
+// the final target's. For a ConfigMap: the mount, where ..data is renamed, and the timestamped
+// folder.
 std::set<std::string> folders_of(const std::string& path) {
   std::set<std::string> out;
   std::error_code ec;
-  fs::path at = fs::absolute(path, ec);
+  const fs::path start = fs::absolute(path, ec);
   if (ec) return out;
-  for (int hop = 0; hop < 16; ++hop) {
-    out.insert(at.parent_path().lexically_normal().string());
-    if (!fs::is_symlink(at, ec)) break;
-    const fs::path target = fs::read_symlink(at, ec);
-    if (ec) break;
-    at = target.is_absolute() ? target : at.parent_path() / target;
+  out.insert(start.parent_path().lexically_normal().string());
+  // Walk the components, following each symlink (bounded, as the kernel bounds it).
+  std::vector<fs::path> pending{start.lexically_normal()};
+  for (int followed = 0; !pending.empty() && followed < 40;) {
+    const fs::path whole = pending.back();
+    pending.pop_back();
+    const fs::path relative = whole.relative_path();  // one object: its iterators compare
+    fs::path at = whole.root_path();
+    for (auto it = relative.begin(); it != relative.end(); ++it) {
+      at /= *it;
+      if (!fs::is_symlink(at, ec)) continue;
+      out.insert(at.parent_path().string());
+      const fs::path target = fs::read_symlink(at, ec);
+      if (ec) break;
+      fs::path rest;
+      for (auto more = std::next(it); more != relative.end(); ++more) rest /= *more;
+      pending.push_back(((target.is_absolute() ? target : at.parent_path() / target) / rest)
+                            .lexically_normal());
+      ++followed;
+      break;
+    }
   }
   const fs::path resolved = fs::weakly_canonical(path, ec);
   if (!ec) out.insert(resolved.parent_path().string());

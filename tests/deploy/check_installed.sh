@@ -4,7 +4,8 @@
 # packaged configuration passes --check-config, and the installed binary, started with that
 # configuration under the unit's restrictions as far as they can be had without systemd, answers
 # /healthz, /readyz, /metrics and a proxied request, listens below 1024 with nothing but
-# CAP_NET_BIND_SERVICE, then drains on SIGTERM and exits 0.
+# CAP_NET_BIND_SERVICE, reads its root:gateway 0640 file as its own user, and, as PID 1 of its
+# own PID namespace, drains on SIGTERM (a request in flight finishes) and exits 0.
 #
 # The restrictions (deploy/systemd/gateway.service), and what stands in for each here:
 #   User=gateway, NoNewPrivileges, CapabilityBoundingSet and AmbientCapabilities
@@ -65,33 +66,38 @@ rls=$(free_port)
 upstream=$(free_port)
 [ -n "$listen" ] || fail "no free port below 1024"
 
-# The packaged configuration, with its ports moved to free ones (the rest as shipped), in the
-# private /tmp that the gateway then reads it from.
+# The packaged configuration with its ports moved to free ones (the rest as shipped), put over
+# /etc/gateway/gateway.yaml inside the gateway's mount namespace with the packaged owner and mode
+# (root:gateway 0640), so that what the gateway reads as its user is that file where it lives.
 work=$(mktemp -d)
-trap 'kill -9 ${gw:-} ${up:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+chmod 0711 "$work"
+trap 'pkill -9 -f "^/usr/bin/gateway --config /etc/gateway/gateway.yaml" 2>/dev/null || true; kill -9 ${gw:-} ${up:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 sed -E -e "s/^(  listen: )0\.0\.0\.0:8080$/\1127.0.0.1:$listen/" \
        -e "s/^(  listen: )(127\.0\.0\.1|0\.0\.0\.0):9901$/\1127.0.0.1:$admin/" \
        -e "s/^(  listen: )(127\.0\.0\.1|0\.0\.0\.0):8081$/\1127.0.0.1:$rls/" \
        -e "s/127\.0\.0\.1:9000/127.0.0.1:$upstream/" \
-       -e "s#^(  config: )\[rls/\]#\1[/etc/gateway/rls/]#" \
        "$root/etc/gateway/gateway.yaml" >"$work/gateway.yaml"
 for p in "$listen" "$admin" "$rls" "$upstream"; do
   grep -q ":$p\b" "$work/gateway.yaml" || fail "the packaged file's ports moved: :$p missing"
 done
-chmod 0644 "$work/gateway.yaml"
+chown "0:$gid" "$work/gateway.yaml"
+chmod 0640 "$work/gateway.yaml"
 
 in_root /usr/lib/ratelimit-gateway/demo-upstream --port "$upstream" >"$work/upstream.log" 2>&1 &
 up=$!
 disown "$up"
 
-# The unit's restrictions, then the gateway as its user with nothing but CAP_NET_BIND_SERVICE.
+# The unit's restrictions, then the gateway as its user with nothing but CAP_NET_BIND_SERVICE,
+# as PID 1 of a PID namespace of its own (as in a container: no init forwards signals to it).
 cat >"$work/restricted" <<EOF
 set -e
 mount --make-rprivate /
-# The root as a mount of its own (with what is mounted under it, /proc), to be made read-only.
+# The root as a mount of its own, to be made read-only; its own /proc for the new PID namespace.
 mount --rbind "$root" "$root"
+mount -t proc proc "$root/proc"
+mount --bind "$work/gateway.yaml" "$root/etc/gateway/gateway.yaml"
 mkdir -p "$work/private-tmp"
-cp "$work/gateway.yaml" "$work/private-tmp/gateway.yaml"
+chmod 1777 "$work/private-tmp"
 mount --bind "$work/private-tmp" "$root/tmp"                          # PrivateTmp
 for d in home root; do [ -d "$root/\$d" ] && mount -t tmpfs -o ro,mode=755 none "$root/\$d"; done  # ProtectHome
 mkdir -p "$work/dev"
@@ -111,9 +117,9 @@ umask 077
 exec chroot "$root" setpriv --reuid=$uid --regid=$gid --clear-groups --no-new-privs \
   --inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \
   --bounding-set=-all,+net_bind_service \
-  /usr/bin/gateway --config /tmp/gateway.yaml
+  /usr/bin/gateway --config /etc/gateway/gateway.yaml
 EOF
-unshare --mount --fork bash "$work/restricted" >"$work/stdout.log" 2>"$work/stderr.log" &
+unshare --mount --pid --fork --kill-child bash "$work/restricted" >"$work/stdout.log" 2>"$work/stderr.log" &
 gw=$!
 
 get() {  # get PORT PATH -> the whole response, over bash's /dev/tcp
@@ -144,14 +150,23 @@ if [ -n "${HEALTHCHECK:-}" ]; then
     fail "the HEALTHCHECK command failed: $check"
   say "the image's HEALTHCHECK command succeeds: $check"
 fi
-pid=$(pgrep -f -n "^/usr/bin/gateway --config /tmp/gateway.yaml") || fail "no gateway process"
+pid=$(pgrep -f -n "^/usr/bin/gateway --config /etc/gateway/gateway.yaml") || fail "no gateway process"
+grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' "/proc/$pid/status" ||
+  fail "the gateway is not PID 1 of its namespace: $(grep ^NSpid "/proc/$pid/status")"
 ps -o user=,uid= -p "$pid" | grep -qw "$uid" || fail "the gateway does not run as uid $uid"
 grep -q '^CapEff:.*0000000000000400$' "/proc/$pid/status" ||
   fail "effective capabilities are not CAP_NET_BIND_SERVICE alone: $(grep ^CapEff "/proc/$pid/status")"
 grep -q '^NoNewPrivs:.*1' "/proc/$pid/status" || fail "no_new_privs is not set"
+# SIGTERM to PID 1 with a request in flight: it finishes (200), then the gateway exits 0.
+get "$listen" "/public/slow?ms=1000" >"$work/in-flight" 2>&1 &
+in_flight=$!
+sleep 0.3
 kill -TERM "$pid"
 rc=0
 wait "$gw" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/stderr.log" >&2; fail "exit $rc after SIGTERM"; }
 grep -q 'draining' "$work/stderr.log" || fail "no drain logged"
-say "SIGTERM: drained and exited 0"
+wait "$in_flight" || true
+head -1 "$work/in-flight" | grep -q ' 200 ' ||
+  fail "the request in flight at SIGTERM did not finish: $(head -1 "$work/in-flight")"
+say "SIGTERM to PID 1: the request in flight finished with 200, then it exited 0"

@@ -171,4 +171,26 @@ TEST(watch_config, a_renewed_certificate_in_a_mounted_secret_is_served_without_a
             "api.example.com renewed");
 }
 
+TEST(watch_config, a_release_folder_swapped_under_the_path_is_seen) {
+  // /srv/gw/current -> releases/v1, the file at current/gateway.yaml; a deploy points current at
+  // releases/v2 (ln -sfn: a new link renamed over). The symlink is a folder of the path, not
+  // the file itself.
+  test_upstream upstream;
+  e2e_ports ports;
+  const fs::path top = fs::path(write_temp_file("", "placeholder")).parent_path() / "srv";
+  fs::create_directories(top / "releases" / "v1");
+  fs::create_directories(top / "releases" / "v2");
+  std::ofstream(top / "releases" / "v1" / "gateway.yaml") << config_allowing(ports, upstream.port(), 2);
+  std::ofstream(top / "releases" / "v2" / "gateway.yaml") << config_allowing(ports, upstream.port(), 9);
+  fs::create_directory_symlink("releases/v1", top / "current");
+  gateway_process gateway{gateway_binary(), "unused: true\n",
+                          {"--config", (top / "current" / "gateway.yaml").string()}};
+  gateway.wait_ready(ports.admin);
+  fs::create_directory_symlink("releases/v2", top / "current.new");
+  fs::rename(top / "current.new", top / "current");
+  ASSERT_TRUE(eventually([&] { return reloads(ports.admin, "success") == 1; }, 5s))
+      << gateway.stderr_text();
+  EXPECT_EQ(request(ports.listen, "GET", "/").header("RateLimit-Policy"), R"("per_ip";q=9;w=3600)");
+}
+
 }  // namespace
