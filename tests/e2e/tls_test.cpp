@@ -6,6 +6,7 @@
 // X-Forwarded-Client-Cert, sessions resume, and a reload swaps the served certificate while an open connection goes on.
 #include "admin_probes.hpp"
 #include "e2e_config.hpp"
+#include "support/fault_proxy.hpp"
 #include "support/gateway_process.hpp"
 #include "support/http_client.hpp"
 #include "support/test_pki.hpp"
@@ -434,12 +435,15 @@ class upstream_tls_test : public tls_test {
 };
 
 TEST_F(upstream_tls_test, a_verified_upstream_is_used_with_a_client_certificate_and_pooled) {
+  // Between front and back, a relay that counts the TCP connections front opens.
+  fault_proxy relay{ports_.listen};
   gateway_process front{gateway_binary(),
                         // Only the wildcard certificate covers this name: SNI must have chosen it.
                         front_config("      ca: " + pki_.ca_file() +
-                                     "\n      server_name: svc.example.org\n      cert: " +
-                                     front_client_.cert_file + "\n      key: " +
-                                     front_client_.key_file + "\n")};
+                                         "\n      server_name: svc.example.org\n      cert: " +
+                                         front_client_.cert_file + "\n      key: " +
+                                         front_client_.key_file + "\n",
+                                     "127.0.0.1:" + std::to_string(relay.port()))};
   front.wait_ready(front_ports_.admin);
   for (int i = 0; i < 3; ++i) {
     client_connection c{front_ports_.listen};
@@ -453,6 +457,7 @@ TEST_F(upstream_tls_test, a_verified_upstream_is_used_with_a_client_certificate_
             "Hash=" + front_client_.sha256 + ";Subject=\"CN=front-gateway,O=gateway tests\"");
   EXPECT_EQ(tls_errors(), 0);
   // One TLS connection from front's pool carried all three.
+  EXPECT_EQ(relay.accepted(), 1u);
   EXPECT_EQ(metric(ports_.admin, "gateway_connections_active"), 1);
 }
 
