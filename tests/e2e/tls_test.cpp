@@ -90,6 +90,16 @@ class tls_test : public ::testing::Test {
     return c.read_reply();
   }
 
+  // Whether gateway_config_reloads_total{result} reaches `count` within 10 s.
+  bool reloads_reach(const std::string& result, int count) const {
+    return eventually(
+        [&] {
+          return metric(ports_.admin, "gateway_config_reloads_total",
+                        {"result=\"" + result + "\""}) == count;
+        },
+        std::chrono::seconds(10));
+  }
+
   std::string server_extra_;  // more server lines
   std::string tls_extra_;     // more server.tls lines
   test_pki pki_;
@@ -312,11 +322,7 @@ TEST_F(tls_test, a_session_from_before_a_reload_resumes_after_it) {
     sessions.emplace_back(options, c.tls());
   }
   gateway.send_signal(SIGHUP);
-  ASSERT_TRUE(eventually(
-      [&] {
-        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 1;
-      },
-      10s));
+  ASSERT_TRUE(reloads_reach("success", 1));
   for (auto& [options, session] : sessions) {
     ASSERT_TRUE(session.session);
     options.resume = session.session;
@@ -334,11 +340,7 @@ TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections)
   const auto renewed = pki_.issue({"api.example.com renewed", {"api.example.com"}});
   gateway.write_config(config("optional", renewed.cert_file, renewed.key_file));
   gateway.send_signal(SIGHUP);
-  ASSERT_TRUE(eventually(
-      [&] {
-        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 1;
-      },
-      10s));
+  ASSERT_TRUE(reloads_reach("success", 1));
   EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
             "api.example.com renewed");
   // The connection from before goes on, on its old certificate.
@@ -352,22 +354,14 @@ TEST_F(tls_test, a_reload_serves_the_new_certificate_and_keeps_open_connections)
   std::filesystem::copy_file(third.key_file, renewed.key_file,
                              std::filesystem::copy_options::overwrite_existing);
   gateway.send_signal(SIGHUP);
-  ASSERT_TRUE(eventually(
-      [&] {
-        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="success")"}) == 2;
-      },
-      10s));
+  ASSERT_TRUE(reloads_reach("success", 2));
   EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
             "api.example.com third");
 
   // A key that does not match its certificate: the reload fails, the served one stays.
   gateway.write_config(config("optional", renewed.cert_file, api_.key_file));
   gateway.send_signal(SIGHUP);
-  ASSERT_TRUE(eventually(
-      [&] {
-        return metric(ports_.admin, "gateway_config_reloads_total", {R"(result="failure")"}) == 1;
-      },
-      10s));
+  ASSERT_TRUE(reloads_reach("failure", 1));
   EXPECT_EQ(client_connection(ports_.listen, client("api.example.com")).tls().peer_common_name,
             "api.example.com third");
 }
