@@ -180,11 +180,13 @@ class application {
   // Told to systemd as RELOADING=1 ... READY=1 whatever the outcome (sd_notify(3)), so that
   // `systemctl reload` under Type=notify-reload waits for it.
   void reload() {
+    using std::chrono::microseconds;
     const auto now = std::chrono::steady_clock::now().time_since_epoch();  // CLOCK_MONOTONIC
     notify_systemd("RELOADING=1\nMONOTONIC_USEC=" +
-                   std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now).count()));
+                   std::to_string(std::chrono::duration_cast<microseconds>(now).count()));
     const bool ok = load_and_apply();
-    notify_systemd(ok ? "READY=1\nSTATUS=serving" : "READY=1\nSTATUS=serving; the last reload failed");
+    notify_systemd(ok ? "READY=1\nSTATUS=serving"
+                      : "READY=1\nSTATUS=serving; the last reload failed");
   }
 
   bool load_and_apply() {

@@ -3,7 +3,8 @@
 // TLS 1.1 and plain HTTP on the TLS port are refused (plain HTTP with a plain 400), a required
 // client certificate is enforced, a limit keyed by client_cert counts two certificates apart, a
 // consumer named by its certificate gets its tier, the upstream hears X-Forwarded-Proto and
-// X-Forwarded-Client-Cert, sessions resume, and a reload swaps the served certificate while an open connection goes on.
+// X-Forwarded-Client-Cert, sessions resume (across a reload too), and a reload swaps the served
+// certificate while an open connection goes on.
 #include "admin_probes.hpp"
 #include "e2e_config.hpp"
 #include "support/fault_proxy.hpp"
@@ -88,6 +89,17 @@ class tls_test : public ::testing::Test {
     c.send("GET " + target + " HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n" +
            extra_lines + "\r\n");
     return c.read_reply();
+  }
+
+  // A full handshake at `version` and one request on it (TLS 1.3 tickets come after the
+  // handshake: a reply brings them): the options to come back with and the session to resume.
+  std::pair<tls_options, tls_session> new_session(int version) {
+    auto options = client("api.example.com");
+    options.min_version = options.max_version = version;
+    client_connection c{ports_.listen, options};
+    c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
+    EXPECT_EQ(c.read_reply().status, 200);
+    return {options, c.tls()};
   }
 
   // Whether gateway_config_reloads_total{result} reaches `count` within 10 s.
@@ -290,16 +302,7 @@ TEST_F(tls_test, a_returning_client_resumes_its_session) {
   gateway_process gateway{gateway_binary(), config("optional")};
   gateway.wait_ready(ports_.admin);
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
-    auto options = client("api.example.com");
-    options.min_version = options.max_version = version;
-    tls_session first;
-    {
-      client_connection c{ports_.listen, options};
-      // TLS 1.3 tickets come after the handshake: a request and its reply bring them.
-      c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
-      EXPECT_EQ(c.read_reply().status, 200);
-      first = c.tls();
-    }
+    auto [options, first] = new_session(version);
     EXPECT_FALSE(first.resumed);
     ASSERT_TRUE(first.session);
     options.resume = first.session;
@@ -313,14 +316,8 @@ TEST_F(tls_test, a_session_from_before_a_reload_resumes_after_it) {
   gateway_process gateway{gateway_binary(), config("optional")};
   gateway.wait_ready(ports_.admin);
   std::vector<std::pair<tls_options, tls_session>> sessions;
-  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
-    auto options = client("api.example.com");
-    options.min_version = options.max_version = version;
-    client_connection c{ports_.listen, options};
-    c.send("GET /hello HTTP/1.1\r\nHost: api.example.com\r\n\r\n");
-    EXPECT_EQ(c.read_reply().status, 200);
-    sessions.emplace_back(options, c.tls());
-  }
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION})
+    sessions.push_back(new_session(version));
   gateway.send_signal(SIGHUP);
   ASSERT_TRUE(reloads_reach("success", 1));
   for (auto& [options, session] : sessions) {

@@ -122,7 +122,8 @@ TEST(watch_config, an_edit_in_place_and_a_rename_over_reload_once_each_and_a_tou
   gateway.wait_ready(ports.admin);
 
   // Written in place, as an editor without backup files or `cat >` does.
-  std::ofstream(gateway.config_path(), std::ios::trunc) << config_allowing(ports, upstream.port(), 4);
+  std::ofstream(gateway.config_path(), std::ios::trunc)
+      << config_allowing(ports, upstream.port(), 4);
   ASSERT_TRUE(eventually([&] { return reloads(ports.admin, "success") == 1; }, 5s))
       << gateway.stderr_text();
   EXPECT_EQ(request(ports.listen, "GET", "/").header("RateLimit-Policy"), R"("per_ip";q=4;w=3600)");
@@ -145,7 +146,8 @@ TEST(watch_config, a_renewed_certificate_in_a_mounted_secret_is_served_without_a
   test_pki pki;
   const auto first = pki.issue({"api.example.com", {"api.example.com"}});
   const auto renewed = pki.issue({"api.example.com renewed", {"api.example.com"}});
-  volume_mount secret{{{"tls.crt", read_file(first.cert_file)}, {"tls.key", read_file(first.key_file)}},
+  volume_mount secret{{{"tls.crt", read_file(first.cert_file)},
+                       {"tls.key", read_file(first.key_file)}},
                       "secret"};
   test_upstream upstream;
   e2e_ports ports;
@@ -164,7 +166,8 @@ TEST(watch_config, a_renewed_certificate_in_a_mounted_secret_is_served_without_a
   client.ca_file = pki.ca_file();
   EXPECT_EQ(client_connection(ports.listen, client).tls().peer_common_name, "api.example.com");
 
-  secret.update({{"tls.crt", read_file(renewed.cert_file)}, {"tls.key", read_file(renewed.key_file)}});
+  secret.update({{"tls.crt", read_file(renewed.cert_file)},
+                 {"tls.key", read_file(renewed.key_file)}});
   ASSERT_TRUE(eventually([&] { return reloads(ports.admin, "success") == 1; }, 5s))
       << gateway.stderr_text();
   EXPECT_EQ(client_connection(ports.listen, client).tls().peer_common_name,
@@ -180,8 +183,10 @@ TEST(watch_config, a_release_folder_swapped_under_the_path_is_seen) {
   const fs::path top = fs::path(write_temp_file("", "placeholder")).parent_path() / "srv";
   fs::create_directories(top / "releases" / "v1");
   fs::create_directories(top / "releases" / "v2");
-  std::ofstream(top / "releases" / "v1" / "gateway.yaml") << config_allowing(ports, upstream.port(), 2);
-  std::ofstream(top / "releases" / "v2" / "gateway.yaml") << config_allowing(ports, upstream.port(), 9);
+  std::ofstream(top / "releases" / "v1" / "gateway.yaml")
+      << config_allowing(ports, upstream.port(), 2);
+  std::ofstream(top / "releases" / "v2" / "gateway.yaml")
+      << config_allowing(ports, upstream.port(), 9);
   fs::create_directory_symlink("releases/v1", top / "current");
   gateway_process gateway{gateway_binary(), "unused: true\n",
                           {"--config", (top / "current" / "gateway.yaml").string()}};
